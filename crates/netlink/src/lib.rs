@@ -1,1 +1,20 @@
-//! placeholder
+//! Kernel I/O for kube-ipvs: the only crate that opens sockets.
+//!
+//! Every request of every family passes through one funnel,
+//! [`Channel::exchange`]: it pipelines many messages per `sendmsg`, collects
+//! every ack and dump part, classifies errors ([`ErrorClass`]) and counts
+//! messages per family and kind ([`Counters`]). The typed clients on top
+//! (IPVS, ipset, nf_tables, links and addresses, conntrack) only build
+//! requests and read replies.
+
+mod channel;
+mod counters;
+mod error;
+mod exchange;
+mod family;
+
+pub use channel::Channel;
+pub use counters::{Count, Counters, CountersSnapshot};
+pub use error::{classify_errno, Error, ErrorClass, KernelError, Result};
+pub use exchange::{Expect, Request, MAX_DATAGRAM};
+pub use family::{Family, MessageKind};
