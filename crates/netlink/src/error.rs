@@ -50,7 +50,8 @@ impl KernelError {
 pub fn classify_errno(errno: i32) -> ErrorClass {
     match errno {
         libc::EEXIST | IPSET_ERR_EXIST | IPSET_ERR_EXIST_SETNAME2 => ErrorClass::AlreadyExists,
-        libc::ENOENT | libc::ESRCH => ErrorClass::NotFound,
+        // ENODEV: no such link; EADDRNOTAVAIL: deleting an address not bound.
+        libc::ENOENT | libc::ESRCH | libc::ENODEV | libc::EADDRNOTAVAIL => ErrorClass::NotFound,
         libc::ENOBUFS | libc::EINTR | libc::EBUSY | libc::EAGAIN | libc::ENOMEM => {
             ErrorClass::Retryable
         }

@@ -12,9 +12,11 @@ mod counters;
 mod error;
 mod exchange;
 mod family;
+mod links;
 
 pub use channel::Channel;
 pub use counters::{Count, Counters, CountersSnapshot};
 pub use error::{classify_errno, Error, ErrorClass, KernelError, Result};
 pub use exchange::{Expect, Request, MAX_DATAGRAM};
 pub use family::{Family, MessageKind};
+pub use links::{InterfaceAddress, Links};
