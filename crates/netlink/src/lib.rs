@@ -8,6 +8,7 @@
 //! requests and read replies.
 
 mod channel;
+mod conntrack;
 mod counters;
 mod error;
 mod exchange;
@@ -15,6 +16,7 @@ mod family;
 mod links;
 
 pub use channel::Channel;
+pub use conntrack::{Conntrack, Flow, FlowFilter, FlowTuple};
 pub use counters::{Count, Counters, CountersSnapshot};
 pub use error::{classify_errno, Error, ErrorClass, KernelError, Result};
 pub use exchange::{Expect, Request, MAX_DATAGRAM};
