@@ -40,9 +40,9 @@ impl Channel {
         let mut socket = TokioSocket::new(protocol).map_err(io("socket"))?;
         socket.socket_mut().bind_auto().map_err(io("bind"))?;
         socket.socket_mut().connect(&SocketAddr::new(0, 0)).map_err(io("connect"))?;
-        // Small acks (the kernel does not echo our request back) and the
-        // kernel's error text: both make pipelined errors cheap and clear.
-        socket.socket_ref().set_cap_ack(true).map_err(io("set NETLINK_CAP_ACK"))?;
+        // The kernel's error text makes failures clear. Acks are not capped:
+        // a successful request's ack carries only its header anyway, and a
+        // failed one's full echo tells which ipset element failed.
         socket.socket_ref().set_ext_ack(true).map_err(io("set NETLINK_EXT_ACK"))?;
         socket.socket_ref().set_rx_buf_sz(RECEIVE_BUFFER).map_err(io("set SO_RCVBUF"))?;
         Ok(Channel { family, socket, next_seq: 1, counters })

@@ -38,6 +38,10 @@ pub struct KernelError {
     pub errno: i32,
     /// The kernel's extended-ack message, when it gave one.
     pub message: Option<String>,
+    /// The failed request as the kernel echoed it back (nlmsghdr and body).
+    /// ipset batches rely on it: the kernel rewrites the request's LINENO to
+    /// the element that failed.
+    pub echo: Vec<u8>,
 }
 
 impl KernelError {
@@ -168,9 +172,16 @@ mod tests {
             kind: "NEW_SERVICE",
             errno: libc::EEXIST,
             message: None,
+            echo: Vec::new(),
         };
         assert_eq!(e.to_string(), "ipvs NEW_SERVICE failed: File exists (os error 17)");
-        let e = KernelError { errno: 4103, family: Family::Ipset, kind: "ADD", message: Some("x".into()) };
+        let e = KernelError {
+            errno: 4103,
+            family: Family::Ipset,
+            kind: "ADD",
+            message: Some("x".into()),
+            echo: Vec::new(),
+        };
         assert_eq!(e.to_string(), "ipset ADD failed: ipset error 4103 (x)");
     }
 }

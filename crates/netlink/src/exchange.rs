@@ -214,6 +214,7 @@ where
                         kind: self.slots[index].kind,
                         errno: -code.get(),
                         message: ext_ack_message(flags, &error.header),
+                        echo: echoed_request(flags, &error.header).to_vec(),
                     };
                     self.settle(index, Err(Error::Kernel(kernel)));
                 }
@@ -226,6 +227,7 @@ where
                         kind: self.slots[index].kind,
                         errno: -done.code,
                         message: None,
+                        echo: Vec::new(),
                     };
                     self.settle(index, Err(Error::Kernel(kernel)));
                 } else {
@@ -272,6 +274,16 @@ where
             .map(|slot| slot.outcome.expect("abandon settled every slot"))
             .collect()
     }
+}
+
+/// The original request inside an `NLMSG_ERROR` payload (after the error
+/// code): the whole message unless the kernel capped it to its header.
+fn echoed_request(flags: u16, after_code: &[u8]) -> &[u8] {
+    if flags & NLM_F_CAPPED != 0 || after_code.len() < 16 {
+        return &after_code[..after_code.len().min(16)];
+    }
+    let length = u32::from_ne_bytes(after_code[..4].try_into().expect("4 bytes")) as usize;
+    &after_code[..length.min(after_code.len())]
 }
 
 /// `NLMSGERR_ATTR_MSG` from `linux/netlink.h`: the extended-ack text.

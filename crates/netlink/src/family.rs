@@ -6,9 +6,7 @@ use std::fmt;
 /// The kernel subsystems kube-ipvs talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Family {
-    /// nlctrl, the generic-netlink controller (family id look-ups).
-    GenlCtrl,
-    /// IPVS over generic netlink.
+    /// IPVS over generic netlink (its family-id look-up is counted here too).
     Ipvs,
     /// ipset over nfnetlink (subsystem 6).
     Ipset,
@@ -23,7 +21,6 @@ pub enum Family {
 impl Family {
     pub fn name(self) -> &'static str {
         match self {
-            Family::GenlCtrl => "genl-ctrl",
             Family::Ipvs => "ipvs",
             Family::Ipset => "ipset",
             Family::NfTables => "nftables",

@@ -13,6 +13,7 @@ mod counters;
 mod error;
 mod exchange;
 mod family;
+mod genl;
 mod links;
 
 pub use channel::Channel;
