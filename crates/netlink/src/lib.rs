@@ -14,6 +14,7 @@ mod error;
 mod exchange;
 mod family;
 mod genl;
+mod ipset;
 mod links;
 
 pub use channel::Channel;
@@ -22,4 +23,5 @@ pub use counters::{Count, Counters, CountersSnapshot};
 pub use error::{classify_errno, Error, ErrorClass, KernelError, Result};
 pub use exchange::{Expect, Request, MAX_DATAGRAM};
 pub use family::{Family, MessageKind};
+pub use ipset::Ipset;
 pub use links::{InterfaceAddress, Links};
