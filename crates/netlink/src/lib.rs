@@ -15,6 +15,7 @@ mod exchange;
 mod family;
 mod genl;
 mod ipset;
+mod ipvs;
 mod links;
 
 pub use channel::Channel;
@@ -24,4 +25,5 @@ pub use error::{classify_errno, Error, ErrorClass, KernelError, Result};
 pub use exchange::{Expect, Request, MAX_DATAGRAM};
 pub use family::{Family, MessageKind};
 pub use ipset::Ipset;
+pub use ipvs::{Ipvs, IpvsChange};
 pub use links::{InterfaceAddress, Links};
