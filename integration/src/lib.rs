@@ -93,3 +93,58 @@ pub fn run_checked(argv: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The static masquerade rules of kube-proxy's IPVS mode (the chains
+/// `/work/shared/vm-probe.sh` builds with iptables-nft), as one nf_tables
+/// table built with our own messages:
+///
+/// - traffic to a cluster IP:port (`KUBE-CLUSTER-IP`, matched through the xt
+///   `set` match) from outside the pod range is marked for masquerade;
+/// - marked traffic, and hairpin traffic (`KUBE-LOOP-BACK`: a pod reaching
+///   itself through a service), is masqueraded on the way out.
+pub mod rules {
+    use std::net::IpAddr;
+
+    use kipvs_packet_nftables::{
+        exprs::{jump, mark_and_eq, mark_set_or, masquerade, saddr_in_cidr, xt_set_match},
+        new_chain, new_rule, new_table, xt_set::SetDir, Chain, ChainType, NfHook, NfProto,
+        NftMessage, Rule, Table,
+    };
+
+    pub const TABLE: &str = "kube-ipvs";
+    /// kube-proxy's masquerade mark bit.
+    pub const MASQ_MARK: u32 = 0x4000;
+
+    pub fn masquerade_ruleset(
+        cluster_ip_set: u16,
+        loop_back_set: u16,
+        cluster_cidr: (IpAddr, u8),
+    ) -> Vec<NftMessage> {
+        let family = NfProto::Ipv4;
+        let base = |name: &str, hook, priority| {
+            new_chain(&Chain::base(family, TABLE, name, ChainType::Nat, hook, priority))
+        };
+        let rule = |chain: &str, exprs| new_rule(&Rule::new(family, TABLE, chain, exprs));
+        let mut services = vec![xt_set_match(cluster_ip_set, &[SetDir::Dst, SetDir::Dst], false)];
+        services.extend(saddr_in_cidr(cluster_cidr.0, cluster_cidr.1, true));
+        services.push(jump("mark-for-masquerade"));
+        let mut hairpin = vec![xt_set_match(loop_back_set, &[SetDir::Dst, SetDir::Dst, SetDir::Src], false)];
+        hairpin.push(masquerade(false));
+        let mut marked = mark_and_eq(MASQ_MARK, MASQ_MARK);
+        marked.push(masquerade(true));
+        vec![
+            new_table(&Table::new(family, TABLE)),
+            new_chain(&Chain::regular(family, TABLE, "services")),
+            new_chain(&Chain::regular(family, TABLE, "mark-for-masquerade")),
+            base("nat-prerouting", NfHook::PreRouting, -100),
+            base("nat-output", NfHook::LocalOut, -100),
+            base("nat-postrouting", NfHook::PostRouting, 100),
+            rule("nat-prerouting", vec![jump("services")]),
+            rule("nat-output", vec![jump("services")]),
+            rule("services", services),
+            rule("mark-for-masquerade", mark_set_or(MASQ_MARK)),
+            rule("nat-postrouting", hairpin),
+            rule("nat-postrouting", marked),
+        ]
+    }
+}

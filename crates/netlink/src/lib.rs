@@ -17,6 +17,8 @@ mod genl;
 mod ipset;
 mod ipvs;
 mod links;
+mod nftables;
+mod sysctl;
 
 pub use channel::Channel;
 pub use conntrack::{Conntrack, Flow, FlowFilter, FlowTuple};
@@ -27,3 +29,5 @@ pub use family::{Family, MessageKind};
 pub use ipset::Ipset;
 pub use ipvs::{Ipvs, IpvsChange};
 pub use links::{InterfaceAddress, Links};
+pub use nftables::NfTables;
+pub use sysctl::{get_sysctl, set_sysctl, SysctlError};
