@@ -121,8 +121,12 @@ fn large_changes_are_batched_and_a_bad_entry_is_named_in_the_error() {
             .collect();
         let before = c.snapshot();
         ipset.add("KUBE-CLUSTER-IP", &entries).await.unwrap();
-        let adds = c.snapshot().since(&before).sent(Family::Ipset, "ADD");
+        let delta = c.snapshot().since(&before);
+        let adds = delta.sent(Family::Ipset, "ADD");
         assert!((8..=20).contains(&adds), "1000 entries in {adds} ADT messages");
+        // Pipelined: every page in one sendmsg, every ack collected.
+        assert_eq!(delta.sendmsg(Family::Ipset), 1);
+        assert_eq!(delta.received(Family::Ipset, "ack"), adds);
         let set = ipset.list("KUBE-CLUSTER-IP").await.unwrap().unwrap();
         assert_eq!(set.entries.len(), 1000);
 

@@ -159,6 +159,10 @@ fn services_and_real_servers_show_in_ipvsadm_exactly_as_written() {
     assert_eq!(sent.sent(Family::Ipvs, "NEW_SERVICE"), 5);
     assert_eq!(sent.sent(Family::Ipvs, "NEW_DEST"), 5);
     assert_eq!(sent.sent(Family::Ipvs, "GET_SERVICE"), 1);
+    // Family look-up, the ten changes in one sendmsg, then one per dump
+    // (services, two destination dumps) and GET_INFO.
+    assert_eq!(sent.sendmsg(Family::Ipvs), 1 + 1 + 3 + 1);
+    assert_eq!(sent.received(Family::Ipvs, "ack"), 1 + 10 + 1);
 }
 
 #[test]

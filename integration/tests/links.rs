@@ -45,9 +45,12 @@ fn dummy_link_is_created_once_left_down_and_carries_host_addresses() {
     assert!(link.contains("state DOWN"), "kube-ipvs0 must stay down: {link}");
     assert!(netns.exec(&["ip", "-d", "link", "show", "kube-ipvs0"]).contains("dummy"));
 
-    // The three addresses went out in one pipelined exchange.
+    // The three addresses went out in one sendmsg.
     let snapshot = counters.snapshot();
     assert_eq!(snapshot.sent(Family::Route, "NEWADDR"), 4);
+    // Two look-ups + create + look-up, then the 3 addresses, the 1 repeat,
+    // and the address dump.
+    assert_eq!(snapshot.sendmsg(Family::Route), 4 + 1 + 1 + 1);
 
     netns.run(move || async move {
         let mut links = Links::open(Counters::default()).unwrap();

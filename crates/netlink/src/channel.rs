@@ -68,6 +68,7 @@ impl Channel {
         let (encoded, slots) = encode(self.family, &requests, &mut self.next_seq, &self.counters);
         let mut exchange = Exchange::<T>::new(self.family, &slots);
         for (datagram, seqs) in &encoded.datagrams {
+            self.counters.record_sendmsg(self.family);
             if let Err(source) = self.socket.send(datagram).await {
                 // Nothing of this datagram or the ones after it reached the
                 // kernel.

@@ -23,28 +23,37 @@ pub struct Count {
 /// A shared, cheap-to-clone set of counters.
 #[derive(Debug, Default, Clone)]
 pub struct Counters {
-    inner: Arc<Mutex<BTreeMap<(Family, &'static str), Count>>>,
+    inner: Arc<Mutex<CountersSnapshot>>,
 }
 
 /// A point-in-time copy of the counters, for comparisons in tests and for
 /// metrics export.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct CountersSnapshot(pub BTreeMap<(Family, &'static str), Count>);
+pub struct CountersSnapshot {
+    /// Messages per (family, kind).
+    pub messages: BTreeMap<(Family, &'static str), Count>,
+    /// `sendmsg` calls per family: with pipelining, far fewer than messages.
+    pub sendmsg: BTreeMap<Family, u64>,
+}
 
 impl Counters {
     pub fn record_sent(&self, family: Family, kind: &'static str) {
-        self.lock().entry((family, kind)).or_default().sent += 1;
+        self.lock().messages.entry((family, kind)).or_default().sent += 1;
     }
 
     pub fn record_received(&self, family: Family, kind: &'static str) {
-        self.lock().entry((family, kind)).or_default().received += 1;
+        self.lock().messages.entry((family, kind)).or_default().received += 1;
+    }
+
+    pub fn record_sendmsg(&self, family: Family) {
+        *self.lock().sendmsg.entry(family).or_default() += 1;
     }
 
     pub fn snapshot(&self) -> CountersSnapshot {
-        CountersSnapshot(self.lock().clone())
+        self.lock().clone()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(Family, &'static str), Count>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CountersSnapshot> {
         // A panic while holding this lock cannot leave the map inconsistent
         // (every update is a single increment), so a poisoned lock is fine.
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -54,7 +63,7 @@ impl Counters {
 impl CountersSnapshot {
     /// Messages of `family` and `kind` sent.
     pub fn sent(&self, family: Family, kind: &str) -> u64 {
-        self.0
+        self.messages
             .iter()
             .filter(|((f, k), _)| *f == family && *k == kind)
             .map(|(_, c)| c.sent)
@@ -63,31 +72,51 @@ impl CountersSnapshot {
 
     /// All messages sent to the kernel for `family`.
     pub fn sent_total(&self, family: Family) -> u64 {
-        self.0.iter().filter(|((f, _), _)| *f == family).map(|(_, c)| c.sent).sum()
+        self.messages.iter().filter(|((f, _), _)| *f == family).map(|(_, c)| c.sent).sum()
     }
 
     /// All messages sent to the kernel, every family.
     pub fn sent_all(&self) -> u64 {
-        self.0.values().map(|c| c.sent).sum()
+        self.messages.values().map(|c| c.sent).sum()
+    }
+
+    /// Messages of `family` and `kind` received.
+    pub fn received(&self, family: Family, kind: &str) -> u64 {
+        self.messages
+            .iter()
+            .filter(|((f, k), _)| *f == family && *k == kind)
+            .map(|(_, c)| c.received)
+            .sum()
+    }
+
+    /// `sendmsg` calls made for `family`.
+    pub fn sendmsg(&self, family: Family) -> u64 {
+        self.sendmsg.get(&family).copied().unwrap_or(0)
     }
 
     /// What happened between `earlier` and `self`.
     pub fn since(&self, earlier: &CountersSnapshot) -> CountersSnapshot {
-        let mut delta = BTreeMap::new();
-        for (key, now) in &self.0 {
-            let before = earlier.0.get(key).copied().unwrap_or_default();
+        let mut delta = CountersSnapshot::default();
+        for (key, now) in &self.messages {
+            let before = earlier.messages.get(key).copied().unwrap_or_default();
             let d = Count { sent: now.sent - before.sent, received: now.received - before.received };
             if d != Count::default() {
-                delta.insert(*key, d);
+                delta.messages.insert(*key, d);
             }
         }
-        CountersSnapshot(delta)
+        for (family, now) in &self.sendmsg {
+            let d = now - earlier.sendmsg.get(family).copied().unwrap_or(0);
+            if d != 0 {
+                delta.sendmsg.insert(*family, d);
+            }
+        }
+        delta
     }
 }
 
 impl fmt::Display for CountersSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for ((family, kind), c) in &self.0 {
+        for ((family, kind), c) in &self.messages {
             writeln!(f, "{family} {kind}: sent {} received {}", c.sent, c.received)?;
         }
         Ok(())
@@ -111,6 +140,8 @@ mod tests {
         assert_eq!(delta.sent(Family::Ipvs, "NEW_SERVICE"), 0);
         assert_eq!(delta.sent_total(Family::Ipvs), 2);
         assert_eq!(delta.sent_all(), 2);
-        assert_eq!(delta.0.len(), 2);
+        assert_eq!(delta.messages.len(), 2);
+        c.record_sendmsg(Family::Ipvs);
+        assert_eq!(c.snapshot().since(&before).sendmsg(Family::Ipvs), 1);
     }
 }

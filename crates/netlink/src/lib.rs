@@ -31,3 +31,6 @@ pub use ipvs::{Ipvs, IpvsChange};
 pub use links::{InterfaceAddress, Links};
 pub use nftables::NfTables;
 pub use sysctl::{get_sysctl, set_sysctl, SysctlError};
+
+#[cfg(test)]
+mod golden_tests;

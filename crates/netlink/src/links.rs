@@ -148,7 +148,7 @@ fn settle<T>(outcomes: Vec<Result<Vec<T>>>, benign: ErrorClass) -> Vec<Result<()
         .collect()
 }
 
-fn host_address(index: u32, ip: IpAddr) -> AddressMessage {
+pub(crate) fn host_address(index: u32, ip: IpAddr) -> AddressMessage {
     match ip {
         IpAddr::V4(v4) => AddressMessageBuilder::<Ipv4Addr>::new().index(index).address(v4, 32).build(),
         IpAddr::V6(v6) => AddressMessageBuilder::<Ipv6Addr>::new().index(index).address(v6, 128).build(),
