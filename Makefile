@@ -1,0 +1,22 @@
+# kube-ipvs: `make test` is what CI runs (.ci/run).
+#   setup     install the apt packages and virtme-ng (.venv/) the tests need
+#   unit      cargo test of the default members (crates/*): no root, no IPVS
+#   e2e       the integration tests, all in one VM booting Debian's kernel
+#   test      setup, unit, e2e, stopping at the first failure
+#   fixtures  recapture the golden netlink fixtures from the real tools (VM)
+
+.PHONY: setup unit e2e test fixtures
+
+setup:
+	hack/setup.sh
+
+unit:
+	cargo test
+
+e2e: setup
+	hack/vm/run-suite.sh
+
+test: setup unit e2e
+
+fixtures: setup
+	hack/capture-fixtures.sh

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# `make e2e`: builds the integration tests on the host, then boots ONE VM that
+# runs all of them (hack/vm/guest-suite.sh). The guest sees the host's target/
+# directory, and everything runs several times slower in it, so nothing is
+# compiled there.
+#
+# Exit status: the suite's (0 only when every test passed), or 3 when the VM
+# never started the suite twice in a row (see hack/vm/run.sh).
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$repo"
+results="${KIPVS_E2E_RESULTS:-$repo/target/vm-results/e2e}"
+
+echo "e2e: building the integration tests on the host"
+# Each file of integration/tests/ is its own test binary; cargo's JSON
+# messages name their executables.
+mapfile -t binaries < <(
+  cargo test -p kipvs-integration --no-run --message-format=json |
+    /usr/bin/python3 -c '
+import json, sys
+for line in sys.stdin:
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        continue
+    target = msg.get("target") or {}
+    if (msg.get("reason") == "compiler-artifact" and msg.get("executable")
+            and "test" in target.get("kind", [])
+            and "/integration/tests/" in target.get("src_path", "")):
+        print(msg["executable"])
+'
+)
+if ((${#binaries[@]} == 0)); then
+  echo "e2e: no integration test binaries found under integration/tests/" >&2
+  exit 1
+fi
+printf 'e2e: test binary %s\n' "${binaries[@]#"$repo/"}"
+
+start=$SECONDS
+status=0
+KIPVS_VM_LABEL=e2e "$repo/hack/vm/run.sh" "$results" "$repo/hack/vm/guest-suite.sh" "$results" "${binaries[@]}" || status=$?
+echo "e2e: VM boot + suite took $((SECONDS - start)) s; logs in ${results#"$repo/"}/"
+# Repeat the guest's closing line last, so it is the log's last word even if
+# the console interleaved it with the guest's shutdown messages.
+if ((status == 3)); then
+  echo "e2e: infrastructure failure (VM did not start the suite)"
+elif [[ -f "$results/summary" ]]; then
+  cat "$results/summary"
+else
+  echo "e2e: the guest ended before writing its summary (status $status)"
+  ((status != 0)) || status=1
+fi
+exit "$status"
