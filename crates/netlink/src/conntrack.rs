@@ -116,7 +116,7 @@ impl Conntrack {
     }
 }
 
-fn tuple_attributes(protocol: u8, tuple: &FlowTuple) -> Vec<Tuple> {
+pub(crate) fn tuple_attributes(protocol: u8, tuple: &FlowTuple) -> Vec<Tuple> {
     vec![
         Tuple::Ip(vec![IPTuple::SourceAddress(tuple.src), IPTuple::DestinationAddress(tuple.dst)]),
         Tuple::Proto(vec![
@@ -127,7 +127,7 @@ fn tuple_attributes(protocol: u8, tuple: &FlowTuple) -> Vec<Tuple> {
     ]
 }
 
-fn flow_of(message: &NetfilterMessage) -> Option<Flow> {
+pub(crate) fn flow_of(message: &NetfilterMessage) -> Option<Flow> {
     let NetfilterMessageInner::Conntrack(ConntrackMessage::New(attributes)) = &message.inner else {
         return None;
     };

@@ -147,3 +147,84 @@ fn ip_addr_add_and_del_carry_the_host_address_we_bind() {
         assert!(theirs.contains(&AddressAttribute::Address(ip)), "{name}");
     }
 }
+
+mod conntrack {
+    use netlink_packet_netfilter::{
+        conntrack::{ConntrackAttribute, ConntrackMessage},
+        NetfilterMessage, NetfilterMessageInner,
+    };
+
+    use super::*;
+    use crate::conntrack::{flow_of, tuple_attributes};
+    use crate::{Flow, FlowTuple};
+
+    const IPCTNL_MSG_CT_DELETE: u16 = (1 << 8) | 2;
+
+    fn conntrack_messages(fixture: &Fixture) -> Vec<(&Captured, NetfilterMessage)> {
+        fixture
+            .messages
+            .iter()
+            .filter(|m| !is_control(m))
+            .map(|m| (m, parse::<NetfilterMessage>(m)))
+            .collect()
+    }
+
+    #[test]
+    fn every_captured_conntrack_message_parses_and_requests_reemit_exactly() {
+        for name in ["conntrack_list_udp", "conntrack_delete"] {
+            let fixture = Fixture::load(DIR, name);
+            assert_eq!(fixture.protocol, 12, "{name}");
+            for (captured, parsed) in conntrack_messages(&fixture) {
+                assert!(matches!(parsed.inner, NetfilterMessageInner::Conntrack(_)), "{name}: {parsed:?}");
+                if captured.direction == Direction::ToKernel {
+                    assert_eq!(emit(&parsed), captured.payload, "{name}: {parsed:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_dumped_udp_flow_reads_as_the_flow_the_capture_made() {
+        let fixture = Fixture::load(DIR, "conntrack_list_udp");
+        let flows: Vec<Flow> = conntrack_messages(&fixture)
+            .iter()
+            .filter(|(m, _)| m.direction == Direction::FromKernel)
+            .filter_map(|(_, parsed)| flow_of(parsed))
+            .collect();
+        assert_eq!(flows.len(), 1, "{flows:?}");
+        let flow = flows[0];
+        let localhost = addr("127.0.0.1");
+        assert_eq!(flow.protocol, 17);
+        assert_eq!((flow.original.src, flow.original.dst, flow.original.dport), (localhost, localhost, 9999));
+        assert_eq!(flow.reply, FlowTuple {
+            src: localhost,
+            dst: localhost,
+            sport: 9999,
+            dport: flow.original.sport,
+        });
+    }
+
+    #[test]
+    fn conntrack_delete_names_the_flow_by_the_original_tuple_we_send() {
+        let fixture = Fixture::load(DIR, "conntrack_delete");
+        let messages = conntrack_messages(&fixture);
+        let (captured, delete) = messages
+            .iter()
+            .find(|(m, _)| m.nlmsg_type == IPCTNL_MSG_CT_DELETE)
+            .expect("a CT_DELETE request");
+        assert_eq!(captured.nlmsg_flags & 0x4, 0x4, "the delete asks for an ack");
+        let NetfilterMessageInner::Conntrack(ConntrackMessage::Delete(attributes)) = &delete.inner else {
+            panic!("{delete:?}")
+        };
+        let original = attributes
+            .iter()
+            .find_map(|a| match a {
+                ConntrackAttribute::CtaTupleOrig(t) => Some(t.clone()),
+                _ => None,
+            })
+            .expect("CTA_TUPLE_ORIG");
+        // The flow the tool found in its dump, deleted by the tuple we build.
+        let dumped = messages.iter().find_map(|(_, m)| flow_of(m)).expect("the dumped flow");
+        assert_eq!(tuple_attributes(dumped.protocol, &dumped.original), original);
+    }
+}

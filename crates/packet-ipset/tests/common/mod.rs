@@ -8,6 +8,9 @@ use netlink_packet_core::Emitable;
 
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
+/// Types below this are netlink control messages (`NLMSG_NOOP`,
+/// `NLMSG_OVERRUN`, ...), never ipset's (`NFNL_SUBSYS_IPSET << 8 | cmd`).
+const NLMSG_MIN_TYPE: u16 = 16;
 
 /// Every ipset message of the fixture parsed, with its capture.
 pub struct Parsed {
@@ -51,6 +54,14 @@ pub fn parse_all(fixture: &Fixture) -> Parsed {
                 parsed.errors.push((code, captured.payload[4..].to_vec()));
             }
             NLMSG_DONE => assert_eq!(captured.direction, Direction::FromKernel),
+            control if control < NLMSG_MIN_TYPE => {
+                assert_eq!(
+                    captured.direction,
+                    Direction::FromKernel,
+                    "{}: control message {control} sent by the tool",
+                    fixture.name
+                );
+            }
             nlmsg_type => {
                 let message =
                     IpsetMessage::parse(nlmsg_type, &captured.payload).unwrap_or_else(|e| {
@@ -73,11 +84,21 @@ pub fn parse_all(fixture: &Fixture) -> Parsed {
 /// The requests must be exactly `expected`, byte for byte, with the flags
 /// [`IpsetMessage::nlmsg_flags`] gives.
 pub fn assert_requests(fixture: &Fixture, expected: &[IpsetMessage]) -> Parsed {
+    let flagged: Vec<(IpsetMessage, u16)> = expected
+        .iter()
+        .map(|message| (message.clone(), message.nlmsg_flags()))
+        .collect();
+    assert_requests_flagged(fixture, &flagged)
+}
+
+/// [`assert_requests`] with explicit flags per request, for the tool's
+/// options that change them (`-exist` drops `NLM_F_EXCL`).
+pub fn assert_requests_flagged(fixture: &Fixture, expected: &[(IpsetMessage, u16)]) -> Parsed {
     let parsed = parse_all(fixture);
     let got: Vec<&IpsetMessage> = parsed.requests.iter().map(|(_, m)| m).collect();
-    let want: Vec<&IpsetMessage> = expected.iter().collect();
+    let want: Vec<&IpsetMessage> = expected.iter().map(|(m, _)| m).collect();
     assert_eq!(want, got, "{}: requests differ", fixture.name);
-    for ((captured, _), expected) in parsed.requests.iter().zip(expected) {
+    for ((captured, _), (expected, flags)) in parsed.requests.iter().zip(expected) {
         assert_same_bytes(
             &fixture.name,
             &expected.to_bytes(),
@@ -90,8 +111,7 @@ pub fn assert_requests(fixture: &Fixture, expected: &[IpsetMessage]) -> Parsed {
             fixture.name
         );
         assert_eq!(
-            expected.nlmsg_flags(),
-            captured.nlmsg_flags,
+            *flags, captured.nlmsg_flags,
             "{}: flags of {expected:?}",
             fixture.name
         );
