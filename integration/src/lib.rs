@@ -46,7 +46,10 @@ impl TestNetns {
         std::thread::spawn(move || {
             let file = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
             setns(&file, CloneFlags::CLONE_NEWNET).unwrap_or_else(|e| panic!("setns {path}: {e}"));
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             runtime.block_on(body())
         })
         .join()
@@ -65,7 +68,10 @@ impl TestNetns {
     pub fn try_exec(&self, argv: &[&str]) -> (bool, String) {
         let mut full = vec!["ip", "netns", "exec", &self.name];
         full.extend_from_slice(argv);
-        let out = Command::new(full[0]).args(&full[1..]).output().expect("spawn ip netns exec");
+        let out = Command::new(full[0])
+            .args(&full[1..])
+            .output()
+            .expect("spawn ip netns exec");
         let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
         text.push_str(&String::from_utf8_lossy(&out.stderr));
         (out.status.success(), text)
@@ -74,7 +80,9 @@ impl TestNetns {
 
 impl Drop for TestNetns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -107,8 +115,9 @@ pub mod rules {
 
     use kipvs_packet_nftables::{
         exprs::{jump, mark_and_eq, mark_set_or, masquerade, saddr_in_cidr, xt_set_match},
-        new_chain, new_rule, new_table, xt_set::SetDir, Chain, ChainType, NfHook, NfProto,
-        NftMessage, Rule, Table,
+        new_chain, new_rule, new_table,
+        xt_set::SetDir,
+        Chain, ChainType, NfHook, NfProto, NftMessage, Rule, Table,
     };
 
     pub const TABLE: &str = "kube-ipvs";
@@ -122,13 +131,28 @@ pub mod rules {
     ) -> Vec<NftMessage> {
         let family = NfProto::Ipv4;
         let base = |name: &str, hook, priority| {
-            new_chain(&Chain::base(family, TABLE, name, ChainType::Nat, hook, priority))
+            new_chain(&Chain::base(
+                family,
+                TABLE,
+                name,
+                ChainType::Nat,
+                hook,
+                priority,
+            ))
         };
         let rule = |chain: &str, exprs| new_rule(&Rule::new(family, TABLE, chain, exprs));
-        let mut services = vec![xt_set_match(cluster_ip_set, &[SetDir::Dst, SetDir::Dst], false)];
+        let mut services = vec![xt_set_match(
+            cluster_ip_set,
+            &[SetDir::Dst, SetDir::Dst],
+            false,
+        )];
         services.extend(saddr_in_cidr(cluster_cidr.0, cluster_cidr.1, true));
         services.push(jump("mark-for-masquerade"));
-        let mut hairpin = vec![xt_set_match(loop_back_set, &[SetDir::Dst, SetDir::Dst, SetDir::Src], false)];
+        let mut hairpin = vec![xt_set_match(
+            loop_back_set,
+            &[SetDir::Dst, SetDir::Dst, SetDir::Src],
+            false,
+        )];
         hairpin.push(masquerade(false));
         let mut marked = mark_and_eq(MASQ_MARK, MASQ_MARK);
         marked.push(masquerade(true));

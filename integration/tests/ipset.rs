@@ -15,7 +15,12 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn hash(comment: bool) -> CreateOptions {
-    CreateOptions { hash_size: Some(1024), max_elem: Some(65536), comment, port_range: None }
+    CreateOptions {
+        hash_size: Some(1024),
+        max_elem: Some(65536),
+        comment,
+        port_range: None,
+    }
 }
 
 #[test]
@@ -27,34 +32,147 @@ fn kube_proxy_sets_are_created_filled_and_saved_as_the_tool_shows_them() {
         let mut ipset = Ipset::open(c).unwrap();
         let (max, min) = ipset.protocol().await.unwrap();
         assert!(min <= 7 && 6 <= max, "protocol range {min}..={max}");
-        ipset.create("KUBE-CLUSTER-IP", &SetType::HashIpPort, SetFamily::Inet, &hash(true)).await.unwrap();
+        ipset
+            .create(
+                "KUBE-CLUSTER-IP",
+                &SetType::HashIpPort,
+                SetFamily::Inet,
+                &hash(true),
+            )
+            .await
+            .unwrap();
         // Creating an identical set again is success (-exist).
-        ipset.create("KUBE-CLUSTER-IP", &SetType::HashIpPort, SetFamily::Inet, &hash(true)).await.unwrap();
-        ipset.create("KUBE-LOOP-BACK", &SetType::HashIpPortIp, SetFamily::Inet, &hash(true)).await.unwrap();
-        ipset.create("KUBE-6-CLUSTER-IP", &SetType::HashIpPort, SetFamily::Inet6, &hash(true)).await.unwrap();
-        ipset.create("KUBE-IPVS-IPS", &SetType::HashIp, SetFamily::Inet, &hash(true)).await.unwrap();
-        ipset.create("KUBE-LOAD-BALANCER-SOURCE-CIDR", &SetType::HashIpPortNet, SetFamily::Inet, &hash(true)).await.unwrap();
-        let bitmap = CreateOptions { port_range: Some((0, 65535)), ..Default::default() };
-        ipset.create("KUBE-NODE-PORT-TCP", &SetType::BitmapPort, SetFamily::Unspec, &bitmap).await.unwrap();
+        ipset
+            .create(
+                "KUBE-CLUSTER-IP",
+                &SetType::HashIpPort,
+                SetFamily::Inet,
+                &hash(true),
+            )
+            .await
+            .unwrap();
+        ipset
+            .create(
+                "KUBE-LOOP-BACK",
+                &SetType::HashIpPortIp,
+                SetFamily::Inet,
+                &hash(true),
+            )
+            .await
+            .unwrap();
+        ipset
+            .create(
+                "KUBE-6-CLUSTER-IP",
+                &SetType::HashIpPort,
+                SetFamily::Inet6,
+                &hash(true),
+            )
+            .await
+            .unwrap();
+        ipset
+            .create(
+                "KUBE-IPVS-IPS",
+                &SetType::HashIp,
+                SetFamily::Inet,
+                &hash(true),
+            )
+            .await
+            .unwrap();
+        ipset
+            .create(
+                "KUBE-LOAD-BALANCER-SOURCE-CIDR",
+                &SetType::HashIpPortNet,
+                SetFamily::Inet,
+                &hash(true),
+            )
+            .await
+            .unwrap();
+        let bitmap = CreateOptions {
+            port_range: Some((0, 65535)),
+            ..Default::default()
+        };
+        ipset
+            .create(
+                "KUBE-NODE-PORT-TCP",
+                &SetType::BitmapPort,
+                SetFamily::Unspec,
+                &bitmap,
+            )
+            .await
+            .unwrap();
 
-        ipset.add("KUBE-CLUSTER-IP", &[
-            Entry::ip_port(ip("10.96.0.10"), TCP, 80).with_comment("default/web:http"),
-            Entry::ip_port(ip("10.96.0.11"), UDP, 53).with_comment("kube-system/kube-dns:dns"),
-        ]).await.unwrap();
+        ipset
+            .add(
+                "KUBE-CLUSTER-IP",
+                &[
+                    Entry::ip_port(ip("10.96.0.10"), TCP, 80).with_comment("default/web:http"),
+                    Entry::ip_port(ip("10.96.0.11"), UDP, 53)
+                        .with_comment("kube-system/kube-dns:dns"),
+                ],
+            )
+            .await
+            .unwrap();
         // Adding a present entry again is success.
-        ipset.add("KUBE-CLUSTER-IP", &[Entry::ip_port(ip("10.96.0.10"), TCP, 80).with_comment("default/web:http")]).await.unwrap();
-        ipset.add("KUBE-LOOP-BACK", &[
-            Entry::ip_port_ip(ip("10.244.1.2"), TCP, 8080, ip("10.244.1.2")).with_comment("default/web:http"),
-        ]).await.unwrap();
-        ipset.add("KUBE-6-CLUSTER-IP", &[Entry::ip_port(ip("fd00::10"), UDP, 53).with_comment("default/dns6:dns")]).await.unwrap();
-        ipset.add("KUBE-IPVS-IPS", &[Entry::ip(ip("10.96.0.10")).with_comment("default/web")]).await.unwrap();
-        ipset.add("KUBE-LOAD-BALANCER-SOURCE-CIDR", &[
-            Entry::ip_port_net(ip("203.0.113.10"), TCP, 80, ip("198.51.100.0"), 24).with_comment("default/lb:http"),
-        ]).await.unwrap();
-        ipset.add("KUBE-NODE-PORT-TCP", &[Entry::port(30080)]).await.unwrap();
+        ipset
+            .add(
+                "KUBE-CLUSTER-IP",
+                &[Entry::ip_port(ip("10.96.0.10"), TCP, 80).with_comment("default/web:http")],
+            )
+            .await
+            .unwrap();
+        ipset
+            .add(
+                "KUBE-LOOP-BACK",
+                &[
+                    Entry::ip_port_ip(ip("10.244.1.2"), TCP, 8080, ip("10.244.1.2"))
+                        .with_comment("default/web:http"),
+                ],
+            )
+            .await
+            .unwrap();
+        ipset
+            .add(
+                "KUBE-6-CLUSTER-IP",
+                &[Entry::ip_port(ip("fd00::10"), UDP, 53).with_comment("default/dns6:dns")],
+            )
+            .await
+            .unwrap();
+        ipset
+            .add(
+                "KUBE-IPVS-IPS",
+                &[Entry::ip(ip("10.96.0.10")).with_comment("default/web")],
+            )
+            .await
+            .unwrap();
+        ipset
+            .add(
+                "KUBE-LOAD-BALANCER-SOURCE-CIDR",
+                &[
+                    Entry::ip_port_net(ip("203.0.113.10"), TCP, 80, ip("198.51.100.0"), 24)
+                        .with_comment("default/lb:http"),
+                ],
+            )
+            .await
+            .unwrap();
+        ipset
+            .add("KUBE-NODE-PORT-TCP", &[Entry::port(30080)])
+            .await
+            .unwrap();
 
-        assert!(ipset.test("KUBE-CLUSTER-IP", &Entry::ip_port(ip("10.96.0.10"), TCP, 80)).await.unwrap());
-        assert!(!ipset.test("KUBE-CLUSTER-IP", &Entry::ip_port(ip("10.96.0.10"), TCP, 81)).await.unwrap());
+        assert!(ipset
+            .test(
+                "KUBE-CLUSTER-IP",
+                &Entry::ip_port(ip("10.96.0.10"), TCP, 80)
+            )
+            .await
+            .unwrap());
+        assert!(!ipset
+            .test(
+                "KUBE-CLUSTER-IP",
+                &Entry::ip_port(ip("10.96.0.10"), TCP, 81)
+            )
+            .await
+            .unwrap());
         ipset.list_all().await.unwrap()
     });
 
@@ -64,13 +182,22 @@ fn kube_proxy_sets_are_created_filled_and_saved_as_the_tool_shows_them() {
     assert!(cluster.comment);
     let mut entries: Vec<String> = cluster.entries.iter().map(ToString::to_string).collect();
     entries.sort();
-    assert_eq!(entries, vec![
-        "10.96.0.10,tcp:80 comment \"default/web:http\"",
-        "10.96.0.11,udp:53 comment \"kube-system/kube-dns:dns\"",
-    ]);
-    let six = listed.iter().find(|s| s.name == "KUBE-6-CLUSTER-IP").unwrap();
+    assert_eq!(
+        entries,
+        vec![
+            "10.96.0.10,tcp:80 comment \"default/web:http\"",
+            "10.96.0.11,udp:53 comment \"kube-system/kube-dns:dns\"",
+        ]
+    );
+    let six = listed
+        .iter()
+        .find(|s| s.name == "KUBE-6-CLUSTER-IP")
+        .unwrap();
     assert_eq!(six.set_family(), SetFamily::Inet6);
-    assert_eq!(six.entries[0].to_string(), "fd00::10,udp:53 comment \"default/dns6:dns\"");
+    assert_eq!(
+        six.entries[0].to_string(),
+        "fd00::10,udp:53 comment \"default/dns6:dns\""
+    );
     assert_eq!(listed.len(), 6);
 
     // The operator's view: `ipset save`, line for line. The kernel picks
@@ -102,7 +229,11 @@ fn kube_proxy_sets_are_created_filled_and_saved_as_the_tool_shows_them() {
     ];
     want.sort();
     assert_eq!(got, want, "ipset save:\n{saved}");
-    assert_eq!(counters.snapshot().sent(Family::Ipset, "LIST"), 1, "one dump lists every set");
+    assert_eq!(
+        counters.snapshot().sent(Family::Ipset, "LIST"),
+        1,
+        "one dump lists every set"
+    );
 }
 
 #[test]
@@ -112,7 +243,15 @@ fn large_changes_are_batched_and_a_bad_entry_is_named_in_the_error() {
     let c = counters.clone();
     netns.run(move || async move {
         let mut ipset = Ipset::open(c.clone()).unwrap();
-        ipset.create("KUBE-CLUSTER-IP", &SetType::HashIpPort, SetFamily::Inet, &hash(true)).await.unwrap();
+        ipset
+            .create(
+                "KUBE-CLUSTER-IP",
+                &SetType::HashIpPort,
+                SetFamily::Inet,
+                &hash(true),
+            )
+            .await
+            .unwrap();
         let entries: Vec<Entry> = (0..1000u32)
             .map(|i| {
                 let addr = IpAddr::from([10, 96, (i / 250) as u8, (i % 250) as u8]);
@@ -123,7 +262,10 @@ fn large_changes_are_batched_and_a_bad_entry_is_named_in_the_error() {
         ipset.add("KUBE-CLUSTER-IP", &entries).await.unwrap();
         let delta = c.snapshot().since(&before);
         let adds = delta.sent(Family::Ipset, "ADD");
-        assert!((8..=20).contains(&adds), "1000 entries in {adds} ADT messages");
+        assert!(
+            (8..=20).contains(&adds),
+            "1000 entries in {adds} ADT messages"
+        );
         // Pipelined: every page in one sendmsg, every ack collected.
         assert_eq!(delta.sendmsg(Family::Ipset), 1);
         assert_eq!(delta.received(Family::Ipset, "ack"), adds);
@@ -137,7 +279,11 @@ fn large_changes_are_batched_and_a_bad_entry_is_named_in_the_error() {
         ];
         let err = ipset.add("KUBE-CLUSTER-IP", &bad).await.unwrap_err();
         assert_eq!(err.class(), ErrorClass::Fatal, "{err}");
-        assert!(err.to_string().contains("set KUBE-CLUSTER-IP, entry fd00::1,tcp:80"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("set KUBE-CLUSTER-IP, entry fd00::1,tcp:80"),
+            "{err}"
+        );
 
         ipset.del("KUBE-CLUSTER-IP", &entries[..500]).await.unwrap();
         // Deleting them again is success.
@@ -148,11 +294,34 @@ fn large_changes_are_batched_and_a_bad_entry_is_named_in_the_error() {
 
         let index = ipset.index("KUBE-CLUSTER-IP").await.unwrap();
         assert_eq!(Some(index), set.index);
-        ipset.create("KUBE-CLUSTER-IP-NEW", &SetType::HashIpPort, SetFamily::Inet, &hash(true)).await.unwrap();
-        ipset.swap("KUBE-CLUSTER-IP", "KUBE-CLUSTER-IP-NEW").await.unwrap();
-        assert_eq!(ipset.list("KUBE-CLUSTER-IP").await.unwrap().unwrap().entries.len(), 0);
+        ipset
+            .create(
+                "KUBE-CLUSTER-IP-NEW",
+                &SetType::HashIpPort,
+                SetFamily::Inet,
+                &hash(true),
+            )
+            .await
+            .unwrap();
+        ipset
+            .swap("KUBE-CLUSTER-IP", "KUBE-CLUSTER-IP-NEW")
+            .await
+            .unwrap();
+        assert_eq!(
+            ipset
+                .list("KUBE-CLUSTER-IP")
+                .await
+                .unwrap()
+                .unwrap()
+                .entries
+                .len(),
+            0
+        );
         ipset.flush("KUBE-CLUSTER-IP-NEW").await.unwrap();
-        ipset.rename("KUBE-CLUSTER-IP-NEW", "KUBE-OLD").await.unwrap();
+        ipset
+            .rename("KUBE-CLUSTER-IP-NEW", "KUBE-OLD")
+            .await
+            .unwrap();
         ipset.destroy("KUBE-OLD").await.unwrap();
         ipset.destroy("KUBE-OLD").await.unwrap();
         assert_eq!(ipset.list("KUBE-OLD").await.unwrap(), None);

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use kipvs_integration::TestNetns;
 use kipvs_netlink::{Counters, ErrorClass, Family, Ipvs, IpvsChange};
 use kipvs_packet_ipvs::{
-    Destination, Protocol, Service, ServiceFlags, ServiceKey, Timeouts, AddressFamily,
+    AddressFamily, Destination, Protocol, Service, ServiceFlags, ServiceKey, Timeouts,
 };
 
 fn ip(s: &str) -> IpAddr {
@@ -15,11 +15,18 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn tuple(addr: &str, protocol: Protocol, port: u16) -> ServiceKey {
-    ServiceKey::Tuple { addr: ip(addr), protocol, port }
+    ServiceKey::Tuple {
+        addr: ip(addr),
+        protocol,
+        port,
+    }
 }
 
 fn dest(addr: &str, port: u16, weight: u32) -> Destination {
-    Destination { weight, ..Destination::new(ip(addr), port) }
+    Destination {
+        weight,
+        ..Destination::new(ip(addr), port)
+    }
 }
 
 /// The table every test in this file starts from: one service of each kind
@@ -46,7 +53,13 @@ fn fixture_changes() -> Vec<IpvsChange> {
         IpvsChange::AddDestination(sctp, dest("10.244.1.5", 9000, 1)),
         IpvsChange::AddService(Service::new(web6, "rr")),
         IpvsChange::AddDestination(web6, dest("fd00:244::2", 8080, 1)),
-        IpvsChange::AddService(Service::new(ServiceKey::Fwmark { af: AddressFamily::Inet, mark: 100 }, "rr")),
+        IpvsChange::AddService(Service::new(
+            ServiceKey::Fwmark {
+                af: AddressFamily::Inet,
+                mark: 100,
+            },
+            "rr",
+        )),
     ]
 }
 
@@ -60,7 +73,10 @@ fn ipvsadm_blocks(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
         if n < 3 {
             header.push(line.trim_end().to_owned());
         } else if line.starts_with("  ->") {
-            blocks.last_mut().expect("real server before service").push(line.trim_end().to_owned());
+            blocks
+                .last_mut()
+                .expect("real server before service")
+                .push(line.trim_end().to_owned());
         } else {
             blocks.push(vec![line.trim_end().to_owned()]);
         }
@@ -84,17 +100,29 @@ fn services_and_real_servers_show_in_ipvsadm_exactly_as_written() {
             outcome.unwrap_or_else(|e| panic!("change {n}: {e}"));
         }
         let services = ipvs.services().await.unwrap();
-        let web_dests = ipvs.destinations(&tuple("10.96.0.10", Protocol::Tcp, 80)).await.unwrap();
-        let web6_dests = ipvs.destinations(&tuple("fd00::10", Protocol::Tcp, 80)).await.unwrap();
+        let web_dests = ipvs
+            .destinations(&tuple("10.96.0.10", Protocol::Tcp, 80))
+            .await
+            .unwrap();
+        let web6_dests = ipvs
+            .destinations(&tuple("fd00::10", Protocol::Tcp, 80))
+            .await
+            .unwrap();
         (services, web_dests, web6_dests, ipvs.info().await.unwrap())
     });
 
     let (header, blocks) = ipvsadm_blocks(&netns.exec(&["ipvsadm", "-Ln"]));
-    assert_eq!(header, vec![
-        format!("IP Virtual Server version 1.2.1 (size={})", info.conn_tab_size),
-        "Prot LocalAddress:Port Scheduler Flags".to_string(),
-        "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn".to_string(),
-    ]);
+    assert_eq!(
+        header,
+        vec![
+            format!(
+                "IP Virtual Server version 1.2.1 (size={})",
+                info.conn_tab_size
+            ),
+            "Prot LocalAddress:Port Scheduler Flags".to_string(),
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn".to_string(),
+        ]
+    );
     let mut want = vec![
         lines(&[
             "TCP  10.96.0.10:80 rr",
@@ -118,7 +146,11 @@ fn services_and_real_servers_show_in_ipvsadm_exactly_as_written() {
     want.sort();
     assert_eq!(blocks, want);
 
-    let mut saved: Vec<String> = netns.exec(&["ipvsadm", "-Sn"]).lines().map(str::to_owned).collect();
+    let mut saved: Vec<String> = netns
+        .exec(&["ipvsadm", "-Sn"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
     saved.sort();
     let mut want_saved = lines(&[
         "-A -t 10.96.0.10:80 -s rr",
@@ -143,16 +175,28 @@ fn services_and_real_servers_show_in_ipvsadm_exactly_as_written() {
             _ => None,
         })
         .collect();
-    let mut read: Vec<Service> = services.into_iter().map(|s| Service { stats: None, ..s }).collect();
+    let mut read: Vec<Service> = services
+        .into_iter()
+        .map(|s| Service { stats: None, ..s })
+        .collect();
     let order = |s: &Service| format!("{:?}", s.key);
     written.sort_by_key(order);
     read.sort_by_key(order);
     assert_eq!(read, written);
-    let mut web: Vec<(IpAddr, u16, u32)> = web_dests.iter().map(|d| (d.addr, d.port, d.weight)).collect();
+    let mut web: Vec<(IpAddr, u16, u32)> = web_dests
+        .iter()
+        .map(|d| (d.addr, d.port, d.weight))
+        .collect();
     web.sort();
-    assert_eq!(web, vec![(ip("10.244.1.2"), 8080, 1), (ip("10.244.1.3"), 8080, 2)]);
+    assert_eq!(
+        web,
+        vec![(ip("10.244.1.2"), 8080, 1), (ip("10.244.1.3"), 8080, 2)]
+    );
     assert_eq!(web6_dests.len(), 1);
-    assert_eq!((web6_dests[0].addr, web6_dests[0].port), (ip("fd00:244::2"), 8080));
+    assert_eq!(
+        (web6_dests[0].addr, web6_dests[0].port),
+        (ip("fd00:244::2"), 8080)
+    );
 
     // One message per change, one dump for all services.
     let sent = counters.snapshot();
@@ -188,17 +232,31 @@ fn services_and_real_servers_change_in_place_and_go_away() {
             outcome.unwrap();
         }
         let read = ipvs.service(&web).await.unwrap().unwrap();
-        assert_eq!(Service { stats: None, ..read }, sticky);
-        assert_eq!(ipvs.service(&tuple("fd00::10", Protocol::Tcp, 80)).await.unwrap(), None);
+        assert_eq!(
+            Service {
+                stats: None,
+                ..read
+            },
+            sticky
+        );
+        assert_eq!(
+            ipvs.service(&tuple("fd00::10", Protocol::Tcp, 80))
+                .await
+                .unwrap(),
+            None
+        );
     });
     let listed = netns.exec(&["ipvsadm", "-Ln", "-t", "10.96.0.10:80"]);
     // `-t` lists one service under the two column-header lines, without the
     // version line.
     let body: Vec<&str> = listed.lines().skip(2).map(str::trim_end).collect();
-    assert_eq!(body, vec![
-        "TCP  10.96.0.10:80 sh persistent 10800",
-        "  -> 10.244.1.2:8080              Masq    0      0          0",
-    ]);
+    assert_eq!(
+        body,
+        vec![
+            "TCP  10.96.0.10:80 sh persistent 10800",
+            "  -> 10.244.1.2:8080              Masq    0      0          0",
+        ]
+    );
     assert!(!netns.exec(&["ipvsadm", "-Ln"]).contains("fd00::10"));
 }
 
@@ -223,12 +281,29 @@ fn one_bad_change_fails_alone_with_a_classified_error() {
         let bad = outcomes[1].as_ref().unwrap_err();
         // The kernel cannot find (or load) a scheduler module of that name.
         assert_eq!(bad.errno(), Some(libc::ENOENT), "{bad}");
-        assert!(bad.to_string().starts_with("ipvs NEW_SERVICE failed"), "{bad}");
-        assert!(outcomes[2].is_ok(), "a failure must not stop the changes after it");
-        assert_eq!(outcomes[3].as_ref().unwrap_err().class(), ErrorClass::AlreadyExists);
-        assert_eq!(outcomes[4].as_ref().unwrap_err().class(), ErrorClass::NotFound);
-        let mut keys: Vec<String> =
-            ipvs.services().await.unwrap().iter().map(|s| format!("{:?}", s.key)).collect();
+        assert!(
+            bad.to_string().starts_with("ipvs NEW_SERVICE failed"),
+            "{bad}"
+        );
+        assert!(
+            outcomes[2].is_ok(),
+            "a failure must not stop the changes after it"
+        );
+        assert_eq!(
+            outcomes[3].as_ref().unwrap_err().class(),
+            ErrorClass::AlreadyExists
+        );
+        assert_eq!(
+            outcomes[4].as_ref().unwrap_err().class(),
+            ErrorClass::NotFound
+        );
+        let mut keys: Vec<String> = ipvs
+            .services()
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| format!("{:?}", s.key))
+            .collect();
         keys.sort();
         assert_eq!(keys.len(), 2);
     });
@@ -241,13 +316,28 @@ fn timeouts_info_zero_and_flush() {
         let mut ipvs = Ipvs::open(Counters::default()).await.unwrap();
         let info = ipvs.info().await.unwrap();
         assert_eq!(info.version_triple(), (1, 2, 1));
-        ipvs.set_timeouts(&Timeouts { tcp: 900, tcp_fin: 120, udp: 300 }).await.unwrap();
-        assert_eq!(ipvs.timeouts().await.unwrap(), Timeouts { tcp: 900, tcp_fin: 120, udp: 300 });
+        ipvs.set_timeouts(&Timeouts {
+            tcp: 900,
+            tcp_fin: 120,
+            udp: 300,
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            ipvs.timeouts().await.unwrap(),
+            Timeouts {
+                tcp: 900,
+                tcp_fin: 120,
+                udp: 300
+            }
+        );
         for outcome in ipvs.apply(&fixture_changes()).await {
             outcome.unwrap();
         }
         ipvs.zero(None).await.unwrap();
-        ipvs.zero(Some(&tuple("10.96.0.10", Protocol::Tcp, 80))).await.unwrap();
+        ipvs.zero(Some(&tuple("10.96.0.10", Protocol::Tcp, 80)))
+            .await
+            .unwrap();
         ipvs.flush().await.unwrap();
         assert!(ipvs.services().await.unwrap().is_empty());
     });

@@ -30,7 +30,10 @@ fn dummy_link_is_created_once_left_down_and_carries_host_addresses() {
         }
         let mut bound = links.addresses(index).await.unwrap();
         bound.sort();
-        assert_eq!(bound, vec![addr("10.96.0.10"), addr("10.96.0.11"), addr("fd00::10")]);
+        assert_eq!(
+            bound,
+            vec![addr("10.96.0.10"), addr("10.96.0.11"), addr("fd00::10")]
+        );
         index
     });
 
@@ -39,11 +42,20 @@ fn dummy_link_is_created_once_left_down_and_carries_host_addresses() {
         .lines()
         .map(|line| line.split_whitespace().nth(3).unwrap())
         .collect();
-    assert_eq!(inet, vec!["10.96.0.10/32", "10.96.0.11/32", "fd00::10/128"], "{show}");
+    assert_eq!(
+        inet,
+        vec!["10.96.0.10/32", "10.96.0.11/32", "fd00::10/128"],
+        "{show}"
+    );
     let link = netns.exec(&["ip", "-o", "link", "show", "kube-ipvs0"]);
     assert!(link.contains(&format!("{index}: kube-ipvs0:")), "{link}");
-    assert!(link.contains("state DOWN"), "kube-ipvs0 must stay down: {link}");
-    assert!(netns.exec(&["ip", "-d", "link", "show", "kube-ipvs0"]).contains("dummy"));
+    assert!(
+        link.contains("state DOWN"),
+        "kube-ipvs0 must stay down: {link}"
+    );
+    assert!(netns
+        .exec(&["ip", "-d", "link", "show", "kube-ipvs0"])
+        .contains("dummy"));
 
     // The three addresses went out in one sendmsg.
     let snapshot = counters.snapshot();
@@ -54,7 +66,10 @@ fn dummy_link_is_created_once_left_down_and_carries_host_addresses() {
 
     netns.run(move || async move {
         let mut links = Links::open(Counters::default()).unwrap();
-        for outcome in links.del_addresses(index, &[addr("10.96.0.11"), addr("10.96.0.99")]).await {
+        for outcome in links
+            .del_addresses(index, &[addr("10.96.0.11"), addr("10.96.0.99")])
+            .await
+        {
             outcome.unwrap();
         }
     });
@@ -81,7 +96,10 @@ fn local_addresses_come_from_one_dump_of_every_interface() {
         let mut links = Links::open(c).unwrap();
         links.all_addresses().await.unwrap()
     });
-    let found: Vec<String> = all.iter().map(|a| format!("{}/{}", a.address, a.prefix_len)).collect();
+    let found: Vec<String> = all
+        .iter()
+        .map(|a| format!("{}/{}", a.address, a.prefix_len))
+        .collect();
     assert!(found.contains(&"127.0.0.1/8".to_string()), "{found:?}");
     assert!(found.contains(&"192.168.77.1/24".to_string()), "{found:?}");
     assert_eq!(counters.snapshot().sent(Family::Route, "GETADDR"), 1);

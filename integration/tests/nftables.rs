@@ -19,13 +19,30 @@ fn static_rules_install_atomically_and_list_as_written() {
     let (tables, chains, rules_read, indexes) = netns.run(move || async move {
         let mut ipset = Ipset::open(c.clone()).unwrap();
         let opts = CreateOptions::default();
-        ipset.create("KUBE-CLUSTER-IP", &SetType::HashIpPort, SetFamily::Inet, &opts).await.unwrap();
-        ipset.create("KUBE-LOOP-BACK", &SetType::HashIpPortIp, SetFamily::Inet, &opts).await.unwrap();
+        ipset
+            .create(
+                "KUBE-CLUSTER-IP",
+                &SetType::HashIpPort,
+                SetFamily::Inet,
+                &opts,
+            )
+            .await
+            .unwrap();
+        ipset
+            .create(
+                "KUBE-LOOP-BACK",
+                &SetType::HashIpPortIp,
+                SetFamily::Inet,
+                &opts,
+            )
+            .await
+            .unwrap();
         let cluster = ipset.index("KUBE-CLUSTER-IP").await.unwrap();
         let loop_back = ipset.index("KUBE-LOOP-BACK").await.unwrap();
 
         let mut nft = NfTables::open(c).unwrap();
-        let ruleset = rules::masquerade_ruleset(cluster, loop_back, ("10.244.0.0".parse().unwrap(), 16));
+        let ruleset =
+            rules::masquerade_ruleset(cluster, loop_back, ("10.244.0.0".parse().unwrap(), 16));
         nft.apply(ruleset).await.unwrap();
         let tables = nft.tables(NfProto::Ipv4).await.unwrap();
         let chains = nft.chains(NfProto::Ipv4, rules::TABLE).await.unwrap();
@@ -88,7 +105,16 @@ table ip kube-ipvs {
         })
         .collect();
     chain_names.sort();
-    assert_eq!(chain_names, vec!["mark-for-masquerade", "nat-output", "nat-postrouting", "nat-prerouting", "services"]);
+    assert_eq!(
+        chain_names,
+        vec![
+            "mark-for-masquerade",
+            "nat-output",
+            "nat-postrouting",
+            "nat-prerouting",
+            "services"
+        ]
+    );
     let expression_counts: Vec<usize> = rules_read
         .iter()
         .filter_map(|m| match &m.body {
@@ -119,10 +145,13 @@ table ip kube-ipvs {
         })
         .map(|set| (set.index, set.dirs()))
         .collect();
-    assert_eq!(set_matches, vec![
-        (indexes.0, vec![SetDir::Dst, SetDir::Dst]),
-        (indexes.1, vec![SetDir::Dst, SetDir::Dst, SetDir::Src]),
-    ]);
+    assert_eq!(
+        set_matches,
+        vec![
+            (indexes.0, vec![SetDir::Dst, SetDir::Dst]),
+            (indexes.1, vec![SetDir::Dst, SetDir::Dst, SetDir::Src]),
+        ]
+    );
 
     // One batch: 12 changes, one dump each for tables, chains and rules.
     let sent = counters.snapshot();
@@ -140,19 +169,30 @@ fn a_failing_batch_changes_nothing_and_reports_the_bad_message() {
         // exist: the kernel rejects the rule and aborts the whole batch.
         let mut batch = rules::masquerade_ruleset(0, 0, ("10.244.0.0".parse().unwrap(), 16));
         batch.truncate(6);
-        batch.push(kipvs_packet_nftables::new_rule(&kipvs_packet_nftables::Rule::new(
-            NfProto::Ipv4,
-            rules::TABLE,
-            "no-such-chain",
-            vec![kipvs_packet_nftables::exprs::accept()],
-        )));
+        batch.push(kipvs_packet_nftables::new_rule(
+            &kipvs_packet_nftables::Rule::new(
+                NfProto::Ipv4,
+                rules::TABLE,
+                "no-such-chain",
+                vec![kipvs_packet_nftables::exprs::accept()],
+            ),
+        ));
         let err = nft.apply(batch).await.unwrap_err();
         assert_eq!(err.class(), ErrorClass::NotFound, "{err}");
-        assert!(err.to_string().starts_with("nftables NEWRULE failed"), "{err}");
-        assert!(nft.tables(NfProto::Ipv4).await.unwrap().is_empty(), "the batch must not half-apply");
+        assert!(
+            err.to_string().starts_with("nftables NEWRULE failed"),
+            "{err}"
+        );
+        assert!(
+            nft.tables(NfProto::Ipv4).await.unwrap().is_empty(),
+            "the batch must not half-apply"
+        );
 
         // Deleting a table that is not there is a NotFound error.
-        let err = nft.apply(vec![del_table(NfProto::Ipv4, rules::TABLE)]).await.unwrap_err();
+        let err = nft
+            .apply(vec![del_table(NfProto::Ipv4, rules::TABLE)])
+            .await
+            .unwrap_err();
         assert_eq!(err.class(), ErrorClass::NotFound);
     });
     let (ok, listed) = netns.try_exec(&["nft", "list", "tables"]);

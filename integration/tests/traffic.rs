@@ -30,11 +30,29 @@ struct Pod {
 fn pod(node: &TestNetns, n: u8, addr: &'static str) -> Pod {
     let netns = TestNetns::new(&format!("pod{n}"));
     let veth = format!("veth{n}");
-    run_checked(&["ip", "-n", node.name(), "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", netns.name()]);
+    run_checked(&[
+        "ip",
+        "-n",
+        node.name(),
+        "link",
+        "add",
+        &veth,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        netns.name(),
+    ]);
     node.exec(&["ip", "link", "set", &veth, "up"]);
     node.exec(&["ip", "addr", "add", "10.244.1.254/32", "dev", &veth]);
     node.exec(&["ip", "route", "add", &format!("{addr}/32"), "dev", &veth]);
-    node.exec(&["sysctl", "-qw", &format!("net.ipv4.conf.{veth}.proxy_arp=1")]);
+    node.exec(&[
+        "sysctl",
+        "-qw",
+        &format!("net.ipv4.conf.{veth}.proxy_arp=1"),
+    ]);
     netns.exec(&["ip", "addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
     netns.exec(&["ip", "link", "set", "eth0", "up"]);
     netns.exec(&["ip", "route", "add", "10.244.1.254", "dev", "eth0"]);
@@ -50,7 +68,9 @@ fn pod(node: &TestNetns, n: u8, addr: &'static str) -> Pod {
 
 impl Drop for Pod {
     fn drop(&mut self) {
-        let pids = std::process::Command::new("ip").args(["netns", "pids", self.netns.name()]).output();
+        let pids = std::process::Command::new("ip")
+            .args(["netns", "pids", self.netns.name()])
+            .output();
         if let Ok(out) = pids {
             for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
                 let _ = std::process::Command::new("kill").arg(pid).status();
@@ -63,7 +83,13 @@ impl Drop for Pod {
 fn requests(netns: &TestNetns, url: &str, count: usize) -> Vec<String> {
     (0..count)
         .map(|_| netns.try_exec(&["curl", "-s", "-m", "5", url]))
-        .map(|(ok, body)| if ok { body.trim().to_owned() } else { String::new() })
+        .map(|(ok, body)| {
+            if ok {
+                body.trim().to_owned()
+            } else {
+                String::new()
+            }
+        })
         .collect()
 }
 
@@ -89,25 +115,70 @@ fn node_pod_and_hairpin_traffic_through_a_cluster_ip() {
         // Rules and sets first, addresses last: a service IP becomes
         // reachable only once everything behind it is in place.
         let mut ipset = Ipset::open(counters.clone()).unwrap();
-        let opts = CreateOptions { comment: true, ..Default::default() };
-        ipset.create("KUBE-CLUSTER-IP", &SetType::HashIpPort, SetFamily::Inet, &opts).await.unwrap();
-        ipset.create("KUBE-LOOP-BACK", &SetType::HashIpPortIp, SetFamily::Inet, &opts).await.unwrap();
-        ipset.add("KUBE-CLUSTER-IP", &[
-            Entry::ip_port(ip("10.96.0.10"), TCP, 80).with_comment("default/web:http"),
-            Entry::ip_port(ip("10.96.0.11"), TCP, 80).with_comment("default/self:http"),
-        ]).await.unwrap();
-        ipset.add("KUBE-LOOP-BACK", &[
-            Entry::ip_port_ip(ip(p1), TCP, 8080, ip(p1)).with_comment("default/web:http"),
-            Entry::ip_port_ip(ip(p2), TCP, 8080, ip(p2)).with_comment("default/web:http"),
-        ]).await.unwrap();
+        let opts = CreateOptions {
+            comment: true,
+            ..Default::default()
+        };
+        ipset
+            .create(
+                "KUBE-CLUSTER-IP",
+                &SetType::HashIpPort,
+                SetFamily::Inet,
+                &opts,
+            )
+            .await
+            .unwrap();
+        ipset
+            .create(
+                "KUBE-LOOP-BACK",
+                &SetType::HashIpPortIp,
+                SetFamily::Inet,
+                &opts,
+            )
+            .await
+            .unwrap();
+        ipset
+            .add(
+                "KUBE-CLUSTER-IP",
+                &[
+                    Entry::ip_port(ip("10.96.0.10"), TCP, 80).with_comment("default/web:http"),
+                    Entry::ip_port(ip("10.96.0.11"), TCP, 80).with_comment("default/self:http"),
+                ],
+            )
+            .await
+            .unwrap();
+        ipset
+            .add(
+                "KUBE-LOOP-BACK",
+                &[
+                    Entry::ip_port_ip(ip(p1), TCP, 8080, ip(p1)).with_comment("default/web:http"),
+                    Entry::ip_port_ip(ip(p2), TCP, 8080, ip(p2)).with_comment("default/web:http"),
+                ],
+            )
+            .await
+            .unwrap();
         let cluster = ipset.index("KUBE-CLUSTER-IP").await.unwrap();
         let loop_back = ipset.index("KUBE-LOOP-BACK").await.unwrap();
         let mut nft = NfTables::open(counters.clone()).unwrap();
-        nft.apply(rules::masquerade_ruleset(cluster, loop_back, (ip("10.244.0.0"), 16))).await.unwrap();
+        nft.apply(rules::masquerade_ruleset(
+            cluster,
+            loop_back,
+            (ip("10.244.0.0"), 16),
+        ))
+        .await
+        .unwrap();
 
         let mut ipvs = Ipvs::open(counters.clone()).await.unwrap();
-        let web = ServiceKey::Tuple { addr: ip("10.96.0.10"), protocol: Protocol::Tcp, port: 80 };
-        let only_pod1 = ServiceKey::Tuple { addr: ip("10.96.0.11"), protocol: Protocol::Tcp, port: 80 };
+        let web = ServiceKey::Tuple {
+            addr: ip("10.96.0.10"),
+            protocol: Protocol::Tcp,
+            port: 80,
+        };
+        let only_pod1 = ServiceKey::Tuple {
+            addr: ip("10.96.0.11"),
+            protocol: Protocol::Tcp,
+            port: 80,
+        };
         let changes = [
             IpvsChange::AddService(Service::new(web, "rr")),
             IpvsChange::AddDestination(web, Destination::new(ip(p1), 8080)),
@@ -120,22 +191,38 @@ fn node_pod_and_hairpin_traffic_through_a_cluster_ip() {
         }
         let mut links = Links::open(counters).unwrap();
         let index = links.ensure_dummy("kube-ipvs0").await.unwrap();
-        for outcome in links.add_addresses(index, &[ip("10.96.0.10"), ip("10.96.0.11")]).await {
+        for outcome in links
+            .add_addresses(index, &[ip("10.96.0.10"), ip("10.96.0.11")])
+            .await
+        {
             outcome.unwrap();
         }
     });
 
     let from_node = requests(&node, "http://10.96.0.10/", 4);
-    assert!(from_node.iter().all(|a| a == "pod1" || a == "pod2"), "node -> ClusterIP: {from_node:?}");
+    assert!(
+        from_node.iter().all(|a| a == "pod1" || a == "pod2"),
+        "node -> ClusterIP: {from_node:?}"
+    );
     let spread: BTreeSet<&String> = from_node.iter().collect();
     assert_eq!(spread.len(), 2, "rr must reach both pods: {from_node:?}");
 
     let from_pod2 = requests(&pod2.netns, "http://10.96.0.10/", 4);
-    assert!(from_pod2.iter().all(|a| a == "pod1" || a == "pod2"), "pod -> ClusterIP: {from_pod2:?}");
-    assert!(from_pod2.iter().any(|a| a == "pod2"), "some requests hairpin back to pod2: {from_pod2:?}");
+    assert!(
+        from_pod2.iter().all(|a| a == "pod1" || a == "pod2"),
+        "pod -> ClusterIP: {from_pod2:?}"
+    );
+    assert!(
+        from_pod2.iter().any(|a| a == "pod2"),
+        "some requests hairpin back to pod2: {from_pod2:?}"
+    );
 
     let hairpin = requests(&pod1.netns, "http://10.96.0.11/", 3);
-    assert_eq!(hairpin, vec!["pod1"; 3], "hairpin pod1 -> ClusterIP -> pod1");
+    assert_eq!(
+        hairpin,
+        vec!["pod1"; 3],
+        "hairpin pod1 -> ClusterIP -> pod1"
+    );
 
     let stats = node.exec(&["ipvsadm", "-Ln", "--stats"]);
     println!("{stats}");

@@ -13,7 +13,9 @@ fn run(program: &str, args: &[&str]) -> String {
     let output = Command::new(program)
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("spawning {program}: {e} (is this running in the VM? use `make e2e`)"));
+        .unwrap_or_else(|e| {
+            panic!("spawning {program}: {e} (is this running in the VM? use `make e2e`)")
+        });
     assert!(
         output.status.success(),
         "{program} {args:?} failed with {}: {}",
@@ -49,7 +51,10 @@ fn ipvs_is_loaded_and_answers_over_generic_netlink() {
     // ipvsadm resolves the "IPVS" genl family and dumps the (empty) table.
     let ns = Netns::new("ipvs");
     let listing = run("ip", &["netns", "exec", &ns.0, "ipvsadm", "-Ln"]);
-    assert!(listing.contains("IP Virtual Server version"), "unexpected ipvsadm output: {listing}");
+    assert!(
+        listing.contains("IP Virtual Server version"),
+        "unexpected ipvsadm output: {listing}"
+    );
 }
 
 #[test]
@@ -58,28 +63,59 @@ fn dummy_link_can_be_created_in_a_fresh_netns() {
     run("ip", &["-n", &ns.0, "link", "add", "x", "type", "dummy"]);
     let link = run("ip", &["-n", &ns.0, "-o", "link", "show", "x"]);
     assert!(link.contains("x:"), "link x not listed: {link}");
-    assert!(link.contains("link/ether"), "x is not an ethernet-like dummy link: {link}");
+    assert!(
+        link.contains("link/ether"),
+        "x is not an ethernet-like dummy link: {link}"
+    );
 }
 
 #[test]
 fn ipset_and_nft_tools_run() {
     let ipset = run("ipset", &["--version"]);
-    assert!(ipset.starts_with("ipset v"), "unexpected ipset --version: {ipset}");
+    assert!(
+        ipset.starts_with("ipset v"),
+        "unexpected ipset --version: {ipset}"
+    );
     let nft = run("nft", &["--version"]);
-    assert!(nft.starts_with("nftables v"), "unexpected nft --version: {nft}");
+    assert!(
+        nft.starts_with("nftables v"),
+        "unexpected nft --version: {nft}"
+    );
     // Both talk to the kernel too, in a namespace of their own.
     let ns = Netns::new("nfnl");
-    run("ip", &["netns", "exec", &ns.0, "ipset", "create", "probe", "hash:ip,port"]);
+    run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &ns.0,
+            "ipset",
+            "create",
+            "probe",
+            "hash:ip,port",
+        ],
+    );
     let sets = run("ip", &["netns", "exec", &ns.0, "ipset", "list", "-n"]);
     assert_eq!(sets.trim(), "probe");
-    run("ip", &["netns", "exec", &ns.0, "nft", "add", "table", "ip", "probe"]);
+    run(
+        "ip",
+        &["netns", "exec", &ns.0, "nft", "add", "table", "ip", "probe"],
+    );
     let tables = run("ip", &["netns", "exec", &ns.0, "nft", "list", "tables"]);
     assert_eq!(tables.trim(), "table ip probe");
 }
 
 #[test]
 fn helper_tools_for_tests_are_on_path() {
-    for tool in ["conntrack", "busybox", "curl", "socat", "strace", "tcpdump", "iptables-nft"] {
+    for tool in [
+        "conntrack",
+        "busybox",
+        "curl",
+        "socat",
+        "strace",
+        "tcpdump",
+        "iptables-nft",
+    ] {
         let found = std::env::var_os("PATH")
             .map(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
             .unwrap_or(false);

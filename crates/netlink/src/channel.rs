@@ -36,16 +36,36 @@ impl Channel {
     /// Opens a socket for `protocol` (`NETLINK_GENERIC`, `NETLINK_NETFILTER`,
     /// `NETLINK_ROUTE`) in the calling thread's network namespace.
     pub fn open(family: Family, protocol: isize, counters: Counters) -> Result<Channel> {
-        let io = |action| move |source| Error::Io { family, action, source };
+        let io = |action| {
+            move |source| Error::Io {
+                family,
+                action,
+                source,
+            }
+        };
         let mut socket = TokioSocket::new(protocol).map_err(io("socket"))?;
         socket.socket_mut().bind_auto().map_err(io("bind"))?;
-        socket.socket_mut().connect(&SocketAddr::new(0, 0)).map_err(io("connect"))?;
+        socket
+            .socket_mut()
+            .connect(&SocketAddr::new(0, 0))
+            .map_err(io("connect"))?;
         // The kernel's error text makes failures clear. Acks are not capped:
         // a successful request's ack carries only its header anyway, and a
         // failed one's full echo tells which ipset element failed.
-        socket.socket_ref().set_ext_ack(true).map_err(io("set NETLINK_EXT_ACK"))?;
-        socket.socket_ref().set_rx_buf_sz(RECEIVE_BUFFER).map_err(io("set SO_RCVBUF"))?;
-        Ok(Channel { family, socket, next_seq: 1, counters })
+        socket
+            .socket_ref()
+            .set_ext_ack(true)
+            .map_err(io("set NETLINK_EXT_ACK"))?;
+        socket
+            .socket_ref()
+            .set_rx_buf_sz(RECEIVE_BUFFER)
+            .map_err(io("set SO_RCVBUF"))?;
+        Ok(Channel {
+            family,
+            socket,
+            next_seq: 1,
+            counters,
+        })
     }
 
     pub fn family(&self) -> Family {
@@ -97,7 +117,11 @@ impl Channel {
                     }
                     Err(_elapsed) => {
                         let seconds = ANSWER_TIMEOUT.as_secs();
-                        exchange.abandon(|family, kind| Error::NoAnswer { family, kind, seconds });
+                        exchange.abandon(|family, kind| Error::NoAnswer {
+                            family,
+                            kind,
+                            seconds,
+                        });
                     }
                 }
             }
@@ -110,7 +134,10 @@ impl Channel {
     where
         T: NetlinkSerializable + NetlinkDeserializable + MessageKind + Clone + Debug,
     {
-        self.exchange(vec![request]).await.pop().expect("one request, one outcome")
+        self.exchange(vec![request])
+            .await
+            .pop()
+            .expect("one request, one outcome")
     }
 }
 

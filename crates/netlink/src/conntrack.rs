@@ -61,14 +61,23 @@ pub struct Conntrack {
 
 impl Conntrack {
     pub fn open(counters: Counters) -> Result<Conntrack> {
-        Ok(Conntrack { channel: Channel::open(Family::Conntrack, NETLINK_NETFILTER, counters)? })
+        Ok(Conntrack {
+            channel: Channel::open(Family::Conntrack, NETLINK_NETFILTER, counters)?,
+        })
     }
 
     /// Every flow of one address family that `filter` selects, from one dump
     /// (equivalent to `conntrack -L -f ipv4 -p udp …`).
     pub async fn flows(&mut self, ipv6: bool, filter: &FlowFilter) -> Result<Vec<Flow>> {
-        let family = if ipv6 { NetfilterProtoFamily::IPv6 } else { NetfilterProtoFamily::IPv4 };
-        let dump = NetfilterMessage::new(NetfilterHeader::new(family, 0, 0), ConntrackMessage::Get(vec![]));
+        let family = if ipv6 {
+            NetfilterProtoFamily::IPv6
+        } else {
+            NetfilterProtoFamily::IPv4
+        };
+        let dump = NetfilterMessage::new(
+            NetfilterHeader::new(family, 0, 0),
+            ConntrackMessage::Get(vec![]),
+        );
         let replies = self.channel.request(Request::dump(dump, 0)).await?;
         Ok(replies
             .iter()
@@ -87,9 +96,14 @@ impl Conntrack {
                     IpAddr::V4(_) => NetfilterProtoFamily::IPv4,
                     IpAddr::V6(_) => NetfilterProtoFamily::IPv6,
                 };
-                let tuple = ConntrackAttribute::CtaTupleOrig(tuple_attributes(flow.protocol, &flow.original));
-                let message =
-                    NetfilterMessage::new(NetfilterHeader::new(family, 0, 0), ConntrackMessage::Delete(vec![tuple]));
+                let tuple = ConntrackAttribute::CtaTupleOrig(tuple_attributes(
+                    flow.protocol,
+                    &flow.original,
+                ));
+                let message = NetfilterMessage::new(
+                    NetfilterHeader::new(family, 0, 0),
+                    ConntrackMessage::Delete(vec![tuple]),
+                );
                 Request::ack(message, 0)
             })
             .collect();
@@ -118,7 +132,10 @@ impl Conntrack {
 
 pub(crate) fn tuple_attributes(protocol: u8, tuple: &FlowTuple) -> Vec<Tuple> {
     vec![
-        Tuple::Ip(vec![IPTuple::SourceAddress(tuple.src), IPTuple::DestinationAddress(tuple.dst)]),
+        Tuple::Ip(vec![
+            IPTuple::SourceAddress(tuple.src),
+            IPTuple::DestinationAddress(tuple.dst),
+        ]),
         Tuple::Proto(vec![
             ProtoTuple::Protocol(Protocol::from(protocol)),
             ProtoTuple::SourcePort(tuple.sport),
@@ -142,7 +159,11 @@ pub(crate) fn flow_of(message: &NetfilterMessage) -> Option<Flow> {
     }
     let (protocol, original) = original?;
     let (_, reply) = reply?;
-    Some(Flow { protocol, original, reply })
+    Some(Flow {
+        protocol,
+        original,
+        reply,
+    })
 }
 
 fn flow_tuple(tuples: &[Tuple]) -> Option<(u8, FlowTuple)> {
@@ -171,7 +192,15 @@ fn flow_tuple(tuples: &[Tuple]) -> Option<(u8, FlowTuple)> {
             _ => {}
         }
     }
-    Some((protocol?, FlowTuple { src: src?, dst: dst?, sport, dport }))
+    Some((
+        protocol?,
+        FlowTuple {
+            src: src?,
+            dst: dst?,
+            sport,
+            dport,
+        },
+    ))
 }
 
 impl MessageKind for NetfilterMessage {
@@ -192,8 +221,18 @@ mod tests {
     fn flow(dst: &str, dport: u16, reply_src: &str) -> Flow {
         Flow {
             protocol: 17,
-            original: FlowTuple { src: "10.0.0.1".parse().unwrap(), dst: dst.parse().unwrap(), sport: 40000, dport },
-            reply: FlowTuple { src: reply_src.parse().unwrap(), dst: "10.0.0.1".parse().unwrap(), sport: 53, dport: 40000 },
+            original: FlowTuple {
+                src: "10.0.0.1".parse().unwrap(),
+                dst: dst.parse().unwrap(),
+                sport: 40000,
+                dport,
+            },
+            reply: FlowTuple {
+                src: reply_src.parse().unwrap(),
+                dst: "10.0.0.1".parse().unwrap(),
+                sport: 53,
+                dport: 40000,
+            },
         }
     }
 
@@ -202,11 +241,21 @@ mod tests {
         let a = flow("10.96.0.10", 53, "10.244.1.2");
         let b = flow("10.96.0.10", 53, "10.244.1.3");
         let c = flow("192.168.1.5", 30053, "10.244.1.2");
-        let by_endpoint = FlowFilter { protocol: Some(17), reply_src: Some("10.244.1.2".parse().unwrap()), ..Default::default() };
+        let by_endpoint = FlowFilter {
+            protocol: Some(17),
+            reply_src: Some("10.244.1.2".parse().unwrap()),
+            ..Default::default()
+        };
         assert!(by_endpoint.matches(&a) && !by_endpoint.matches(&b) && by_endpoint.matches(&c));
-        let by_port = FlowFilter { original_dport: Some(30053), ..Default::default() };
+        let by_port = FlowFilter {
+            original_dport: Some(30053),
+            ..Default::default()
+        };
         assert!(!by_port.matches(&a) && by_port.matches(&c));
-        let tcp_only = FlowFilter { protocol: Some(6), ..Default::default() };
+        let tcp_only = FlowFilter {
+            protocol: Some(6),
+            ..Default::default()
+        };
         assert!(!tcp_only.matches(&a));
     }
 

@@ -42,7 +42,11 @@ impl Counters {
     }
 
     pub fn record_received(&self, family: Family, kind: &'static str) {
-        self.lock().messages.entry((family, kind)).or_default().received += 1;
+        self.lock()
+            .messages
+            .entry((family, kind))
+            .or_default()
+            .received += 1;
     }
 
     pub fn record_sendmsg(&self, family: Family) {
@@ -56,7 +60,9 @@ impl Counters {
     fn lock(&self) -> std::sync::MutexGuard<'_, CountersSnapshot> {
         // A panic while holding this lock cannot leave the map inconsistent
         // (every update is a single increment), so a poisoned lock is fine.
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -72,7 +78,11 @@ impl CountersSnapshot {
 
     /// All messages sent to the kernel for `family`.
     pub fn sent_total(&self, family: Family) -> u64 {
-        self.messages.iter().filter(|((f, _), _)| *f == family).map(|(_, c)| c.sent).sum()
+        self.messages
+            .iter()
+            .filter(|((f, _), _)| *f == family)
+            .map(|(_, c)| c.sent)
+            .sum()
     }
 
     /// All messages sent to the kernel, every family.
@@ -99,7 +109,10 @@ impl CountersSnapshot {
         let mut delta = CountersSnapshot::default();
         for (key, now) in &self.messages {
             let before = earlier.messages.get(key).copied().unwrap_or_default();
-            let d = Count { sent: now.sent - before.sent, received: now.received - before.received };
+            let d = Count {
+                sent: now.sent - before.sent,
+                received: now.received - before.received,
+            };
             if d != Count::default() {
                 delta.messages.insert(*key, d);
             }
@@ -117,7 +130,11 @@ impl CountersSnapshot {
 impl fmt::Display for CountersSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for ((family, kind), c) in &self.messages {
-            writeln!(f, "{family} {kind}: sent {} received {}", c.sent, c.received)?;
+            writeln!(
+                f,
+                "{family} {kind}: sent {} received {}",
+                c.sent, c.received
+            )?;
         }
         Ok(())
     }

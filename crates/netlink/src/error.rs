@@ -112,7 +112,9 @@ pub enum Error {
     /// The receive buffer overflowed and replies were lost.
     #[error("{family}: netlink receive buffer overrun, replies lost")]
     Overrun { family: Family },
-    #[error("IPVS is not available in this kernel (genl family IPVS not found): load the ip_vs module")]
+    #[error(
+        "IPVS is not available in this kernel (genl family IPVS not found): load the ip_vs module"
+    )]
     IpvsUnavailable,
     /// The kernel answered with something the request does not allow.
     #[error("{family} {kind}: unexpected answer: {detail}")]
@@ -174,7 +176,10 @@ mod tests {
             message: None,
             echo: Vec::new(),
         };
-        assert_eq!(e.to_string(), "ipvs NEW_SERVICE failed: File exists (os error 17)");
+        assert_eq!(
+            e.to_string(),
+            "ipvs NEW_SERVICE failed: File exists (os error 17)"
+        );
         let e = KernelError {
             errno: 4103,
             family: Family::Ipset,

@@ -48,17 +48,29 @@ pub struct Request<T> {
 impl<T> Request<T> {
     /// A change or a direct query, acknowledged by the kernel.
     pub fn ack(message: T, flags: u16) -> Self {
-        Request { message, flags, expect: Expect::Ack }
+        Request {
+            message,
+            flags,
+            expect: Expect::Ack,
+        }
     }
 
     /// A dump. `flags` adds to `NLM_F_DUMP` (ipset wants `NLM_F_ACK` too).
     pub fn dump(message: T, flags: u16) -> Self {
-        Request { message, flags, expect: Expect::Dump }
+        Request {
+            message,
+            flags,
+            expect: Expect::Dump,
+        }
     }
 
     /// A message the kernel does not answer.
     pub fn unanswered(message: T, flags: u16) -> Self {
-        Request { message, flags, expect: Expect::Nothing }
+        Request {
+            message,
+            flags,
+            expect: Expect::Nothing,
+        }
     }
 
     fn header_flags(&self) -> u16 {
@@ -97,16 +109,19 @@ where
         let mut header = NetlinkHeader::default();
         header.flags = request.header_flags();
         header.sequence_number = seq;
-        let mut message = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(request.message.clone()));
+        let mut message = NetlinkMessage::new(
+            header,
+            NetlinkPayload::InnerMessage(request.message.clone()),
+        );
         message.finalize();
         let mut bytes = vec![0; message.buffer_len()];
         message.serialize(&mut bytes);
         let is_dump = request.expect == Expect::Dump;
         let full = !current.0.is_empty() && current.0.len() + bytes.len() > MAX_DATAGRAM;
-        if is_dump || full {
-            if !current.0.is_empty() {
-                datagrams.push(std::mem::take(&mut current));
-            }
+        // A dump starts a datagram of its own; so does a request that would
+        // overflow the current one.
+        if (is_dump || full) && !current.0.is_empty() {
+            datagrams.push(std::mem::take(&mut current));
         }
         current.0.extend_from_slice(&bytes);
         current.1.push(seq);
@@ -149,9 +164,17 @@ where
                 by_seq.insert(seq, index);
                 None
             };
-            slots.push(Slot { kind, replies: Vec::new(), outcome });
+            slots.push(Slot {
+                kind,
+                replies: Vec::new(),
+                outcome,
+            });
         }
-        Exchange { family, slots, by_seq }
+        Exchange {
+            family,
+            slots,
+            by_seq,
+        }
     }
 
     /// True when the requests in `seqs` all have their outcome.
@@ -199,7 +222,13 @@ where
         }
     }
 
-    fn on_message(&mut self, index: usize, flags: u16, message: NetlinkMessage<T>, counters: &Counters) {
+    fn on_message(
+        &mut self,
+        index: usize,
+        flags: u16,
+        message: NetlinkMessage<T>,
+        counters: &Counters,
+    ) {
         match message.payload {
             NetlinkPayload::Error(error) => match error.code {
                 None => {
@@ -268,7 +297,11 @@ where
     /// Call after every request settled or was abandoned; a request still
     /// waiting (a caller bug) gets `NoAnswer`.
     pub fn finish(mut self) -> Vec<Result<Vec<T>>> {
-        self.abandon(|family, kind| Error::NoAnswer { family, kind, seconds: 0 });
+        self.abandon(|family, kind| Error::NoAnswer {
+            family,
+            kind,
+            seconds: 0,
+        });
         self.slots
             .into_iter()
             .map(|slot| slot.outcome.expect("abandon settled every slot"))

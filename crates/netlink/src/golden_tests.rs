@@ -29,7 +29,8 @@ where
     let mut header = NetlinkHeader::default();
     header.message_type = m.nlmsg_type;
     header.flags = m.nlmsg_flags;
-    T::deserialize(&header, &m.payload).unwrap_or_else(|e| panic!("type {:#x}: {e:?}", m.nlmsg_type))
+    T::deserialize(&header, &m.payload)
+        .unwrap_or_else(|e| panic!("type {:#x}: {e:?}", m.nlmsg_type))
 }
 
 fn emit<T: NetlinkSerializable>(message: &T) -> Vec<u8> {
@@ -50,7 +51,12 @@ fn every_captured_route_message_parses_and_requests_reemit_exactly() {
     for fixture in route_fixtures() {
         for message in fixture.messages.iter().filter(|m| !is_control(m)) {
             let parsed: RouteNetlinkMessage = parse(message);
-            assert_eq!(parsed.message_type(), message.nlmsg_type, "{}", fixture.name);
+            assert_eq!(
+                parsed.message_type(),
+                message.nlmsg_type,
+                "{}",
+                fixture.name
+            );
             if message.direction == Direction::ToKernel {
                 let expected = match &parsed {
                     RouteNetlinkMessage::NewLink(link) if !link.attributes.is_empty() => {
@@ -83,7 +89,10 @@ fn with_nul_terminated_kind(bytes: &[u8], kind: &str) -> Vec<u8> {
     let mut needle = len.to_ne_bytes().to_vec();
     needle.extend_from_slice(&1u16.to_ne_bytes());
     needle.extend_from_slice(kind.as_bytes());
-    let at = bytes.windows(needle.len()).position(|w| w == needle).expect("IFLA_INFO_KIND");
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("IFLA_INFO_KIND");
     let mut out = bytes.to_vec();
     out[at..at + 2].copy_from_slice(&(len + 1).to_ne_bytes());
     out
@@ -98,16 +107,24 @@ fn ip_link_add_dummy_is_the_message_we_build() {
     let fixture = Fixture::load(DIR, "link_add_dummy");
     let captured = the_request(&fixture, RTM_NEWLINK);
     let parsed: RouteNetlinkMessage = parse(captured);
-    let RouteNetlinkMessage::NewLink(link) = &parsed else { panic!("{parsed:?}") };
-    assert_eq!(link.attributes, vec![
-        LinkAttribute::IfName("kube-ipvs0".into()),
-        LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Dummy)]),
-    ]);
+    let RouteNetlinkMessage::NewLink(link) = &parsed else {
+        panic!("{parsed:?}")
+    };
+    assert_eq!(
+        link.attributes,
+        vec![
+            LinkAttribute::IfName("kube-ipvs0".into()),
+            LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Dummy)]),
+        ]
+    );
     // NLM_F_REQUEST | NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE, as we send it.
     assert_eq!(captured.nlmsg_flags, 0x605);
     let ours = RouteNetlinkMessage::NewLink(rtnetlink::LinkDummy::new("kube-ipvs0").build());
     assert_eq!(ours, parsed);
-    assert_eq!(emit(&ours), with_nul_terminated_kind(&captured.payload, "dummy"));
+    assert_eq!(
+        emit(&ours),
+        with_nul_terminated_kind(&captured.payload, "dummy")
+    );
 }
 
 fn addr(s: &str) -> IpAddr {
@@ -128,8 +145,16 @@ fn ip_addr_add_and_del_carry_the_host_address_we_bind() {
             RouteNetlinkMessage::NewAddress(m) | RouteNetlinkMessage::DelAddress(m) => m,
             other => panic!("{name}: {other:?}"),
         };
-        let family = if ip.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
-        assert_eq!((message.header.family, message.header.prefix_len), (family, prefix), "{name}");
+        let family = if ip.is_ipv4() {
+            AddressFamily::Inet
+        } else {
+            AddressFamily::Inet6
+        };
+        assert_eq!(
+            (message.header.family, message.header.prefix_len),
+            (family, prefix),
+            "{name}"
+        );
         // The index is whatever kube-ipvs0 got in the capture run.
         let ours = crate::links::host_address(message.header.index, ip);
         assert_eq!(ours.header, message.header, "{name}");
@@ -175,7 +200,10 @@ mod conntrack {
             let fixture = Fixture::load(DIR, name);
             assert_eq!(fixture.protocol, 12, "{name}");
             for (captured, parsed) in conntrack_messages(&fixture) {
-                assert!(matches!(parsed.inner, NetfilterMessageInner::Conntrack(_)), "{name}: {parsed:?}");
+                assert!(
+                    matches!(parsed.inner, NetfilterMessageInner::Conntrack(_)),
+                    "{name}: {parsed:?}"
+                );
                 if captured.direction == Direction::ToKernel {
                     assert_eq!(emit(&parsed), captured.payload, "{name}: {parsed:?}");
                 }
@@ -195,13 +223,19 @@ mod conntrack {
         let flow = flows[0];
         let localhost = addr("127.0.0.1");
         assert_eq!(flow.protocol, 17);
-        assert_eq!((flow.original.src, flow.original.dst, flow.original.dport), (localhost, localhost, 9999));
-        assert_eq!(flow.reply, FlowTuple {
-            src: localhost,
-            dst: localhost,
-            sport: 9999,
-            dport: flow.original.sport,
-        });
+        assert_eq!(
+            (flow.original.src, flow.original.dst, flow.original.dport),
+            (localhost, localhost, 9999)
+        );
+        assert_eq!(
+            flow.reply,
+            FlowTuple {
+                src: localhost,
+                dst: localhost,
+                sport: 9999,
+                dport: flow.original.sport,
+            }
+        );
     }
 
     #[test]
@@ -212,8 +246,13 @@ mod conntrack {
             .iter()
             .find(|(m, _)| m.nlmsg_type == IPCTNL_MSG_CT_DELETE)
             .expect("a CT_DELETE request");
-        assert_eq!(captured.nlmsg_flags & 0x4, 0x4, "the delete asks for an ack");
-        let NetfilterMessageInner::Conntrack(ConntrackMessage::Delete(attributes)) = &delete.inner else {
+        assert_eq!(
+            captured.nlmsg_flags & 0x4,
+            0x4,
+            "the delete asks for an ack"
+        );
+        let NetfilterMessageInner::Conntrack(ConntrackMessage::Delete(attributes)) = &delete.inner
+        else {
             panic!("{delete:?}")
         };
         let original = attributes
@@ -224,7 +263,13 @@ mod conntrack {
             })
             .expect("CTA_TUPLE_ORIG");
         // The flow the tool found in its dump, deleted by the tuple we build.
-        let dumped = messages.iter().find_map(|(_, m)| flow_of(m)).expect("the dumped flow");
-        assert_eq!(tuple_attributes(dumped.protocol, &dumped.original), original);
+        let dumped = messages
+            .iter()
+            .find_map(|(_, m)| flow_of(m))
+            .expect("the dumped flow");
+        assert_eq!(
+            tuple_attributes(dumped.protocol, &dumped.original),
+            original
+        );
     }
 }

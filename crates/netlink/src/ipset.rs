@@ -15,7 +15,9 @@ use kipvs_packet_ipset::{
 use netlink_packet_core::NLM_F_CREATE;
 use netlink_sys::protocols::NETLINK_NETFILTER;
 
-use crate::{Channel, Counters, Error, ErrorClass, Family, KernelError, MessageKind, Request, Result};
+use crate::{
+    Channel, Counters, Error, ErrorClass, Family, KernelError, MessageKind, Request, Result,
+};
 
 /// ipset client.
 pub struct Ipset {
@@ -35,7 +37,9 @@ impl Ipset {
     /// The kernel's (highest, lowest) ipset protocol version.
     pub async fn protocol(&mut self) -> Result<(u8, u8)> {
         let replies = self.request(IpsetMessage::protocol()).await?;
-        first_reply(&replies, "PROTOCOL")?.protocol_reply().map_err(|e| decode("PROTOCOL", e))
+        first_reply(&replies, "PROTOCOL")?
+            .protocol_reply()
+            .map_err(|e| decode("PROTOCOL", e))
     }
 
     /// The highest revision of `set_type` the kernel implements for `family`.
@@ -44,9 +48,12 @@ impl Ipset {
         if let Some(revision) = self.revisions.get(&key) {
             return Ok(*revision);
         }
-        let replies = self.request(IpsetMessage::type_query(set_type, family)).await?;
-        let (revision, _min) =
-            first_reply(&replies, "TYPE")?.type_reply().map_err(|e| decode("TYPE", e))?;
+        let replies = self
+            .request(IpsetMessage::type_query(set_type, family))
+            .await?;
+        let (revision, _min) = first_reply(&replies, "TYPE")?
+            .type_reply()
+            .map_err(|e| decode("TYPE", e))?;
         self.revisions.insert(key, revision);
         Ok(revision)
     }
@@ -69,7 +76,10 @@ impl Ipset {
 
     /// `ipset destroy NAME`; a missing set is success.
     pub async fn destroy(&mut self, name: &str) -> Result<()> {
-        ignore(self.request(IpsetMessage::destroy(name)).await, ErrorClass::NotFound)
+        ignore(
+            self.request(IpsetMessage::destroy(name)).await,
+            ErrorClass::NotFound,
+        )
     }
 
     /// `ipset flush NAME`.
@@ -89,7 +99,10 @@ impl Ipset {
 
     /// Every set with its members, from one dump (`ipset list`).
     pub async fn list_all(&mut self) -> Result<Vec<SetInfo>> {
-        let replies = self.channel.request(Request::dump(IpsetMessage::list(None), 0)).await?;
+        let replies = self
+            .channel
+            .request(Request::dump(IpsetMessage::list(None), 0))
+            .await?;
         merge_list_replies(replies).map_err(|e| decode("LIST", e))
     }
 
@@ -109,12 +122,14 @@ impl Ipset {
     /// Adds the entries, batched and pipelined; entries already present are
     /// fine (`ipset -exist add`). On a failure the error names the entry.
     pub async fn add(&mut self, name: &str, entries: &[Entry]) -> Result<()> {
-        self.adt(name, entries, IpsetMessage::add_batch(name, entries)).await
+        self.adt(name, entries, IpsetMessage::add_batch(name, entries))
+            .await
     }
 
     /// Deletes the entries, batched and pipelined; missing entries are fine.
     pub async fn del(&mut self, name: &str, entries: &[Entry]) -> Result<()> {
-        self.adt(name, entries, IpsetMessage::del_batch(name, entries)).await
+        self.adt(name, entries, IpsetMessage::del_batch(name, entries))
+            .await
     }
 
     /// Whether `entry` is in the set (`ipset test`).
@@ -130,11 +145,16 @@ impl Ipset {
     /// The kernel index of a set (what the xt `set` match refers to).
     pub async fn index(&mut self, name: &str) -> Result<u16> {
         let replies = self.request(IpsetMessage::get_byname(name)).await?;
-        first_reply(&replies, "GET_BYNAME")?.index().map_err(|e| decode("GET_BYNAME", e))
+        first_reply(&replies, "GET_BYNAME")?
+            .index()
+            .map_err(|e| decode("GET_BYNAME", e))
     }
 
     async fn adt(&mut self, name: &str, entries: &[Entry], pages: Vec<IpsetMessage>) -> Result<()> {
-        let requests = pages.into_iter().map(|page| Request::ack(page, 0)).collect();
+        let requests = pages
+            .into_iter()
+            .map(|page| Request::ack(page, 0))
+            .collect();
         for outcome in self.channel.exchange(requests).await {
             match outcome {
                 Ok(_) => {}
@@ -170,7 +190,11 @@ fn first_reply<'a>(replies: &'a [IpsetMessage], kind: &'static str) -> Result<&'
 }
 
 fn decode(kind: &'static str, e: netlink_packet_core::DecodeError) -> Error {
-    Error::Decode { family: Family::Ipset, kind, detail: e.to_string() }
+    Error::Decode {
+        family: Family::Ipset,
+        kind,
+        detail: e.to_string(),
+    }
 }
 
 /// The kernel stops an ADT batch at the first bad element and rewrites the

@@ -3,9 +3,7 @@
 
 use std::net::IpAddr;
 
-use kipvs_packet_ipvs::{
-    Destination, Info, IpvsCmd, IpvsMessage, Service, ServiceKey, Timeouts,
-};
+use kipvs_packet_ipvs::{Destination, Info, IpvsCmd, IpvsMessage, Service, ServiceKey, Timeouts};
 use netlink_packet_core::DecodeError;
 use netlink_packet_generic::GenlMessage;
 use netlink_sys::protocols::NETLINK_GENERIC;
@@ -37,7 +35,9 @@ impl IpvsChange {
             IpvsChange::DeleteService(key) => IpvsMessage::del_service(key),
             IpvsChange::AddDestination(key, d) => IpvsMessage::new_dest(key, d),
             IpvsChange::UpdateDestination(key, d) => IpvsMessage::set_dest(key, d),
-            IpvsChange::DeleteDestination(key, addr, port) => IpvsMessage::del_dest(key, *addr, *port),
+            IpvsChange::DeleteDestination(key, addr, port) => {
+                IpvsMessage::del_dest(key, *addr, *port)
+            }
         }
     }
 }
@@ -53,7 +53,9 @@ impl Ipvs {
     /// with [`Error::IpvsUnavailable`] on a kernel without IPVS.
     pub async fn open(counters: Counters) -> Result<Ipvs> {
         let mut channel = Channel::open(Family::Ipvs, NETLINK_GENERIC, counters)?;
-        let family_id = resolve_family(&mut channel, "IPVS").await?.ok_or(Error::IpvsUnavailable)?;
+        let family_id = resolve_family(&mut channel, "IPVS")
+            .await?
+            .ok_or(Error::IpvsUnavailable)?;
         Ok(Ipvs { channel, family_id })
     }
 
@@ -67,7 +69,10 @@ impl Ipvs {
     pub async fn services(&mut self) -> Result<Vec<Service>> {
         let dump = Request::dump(self.wrap(IpvsMessage::dump_services()), 0);
         let replies = self.channel.request(dump).await?;
-        replies.iter().map(|r| r.payload.service().map_err(decode("GET_SERVICE"))).collect()
+        replies
+            .iter()
+            .map(|r| r.payload.service().map_err(decode("GET_SERVICE")))
+            .collect()
     }
 
     /// One virtual service, or `None` if it is not there.
@@ -75,7 +80,9 @@ impl Ipvs {
         let query = Request::ack(self.wrap(IpvsMessage::get_service(key)), 0);
         match self.channel.request(query).await {
             Ok(replies) => match replies.first() {
-                Some(reply) => Ok(Some(reply.payload.service().map_err(decode("GET_SERVICE"))?)),
+                Some(reply) => Ok(Some(
+                    reply.payload.service().map_err(decode("GET_SERVICE"))?,
+                )),
                 None => Ok(None),
             },
             Err(e) if e.class() == crate::ErrorClass::NotFound => Ok(None),
@@ -88,7 +95,10 @@ impl Ipvs {
     pub async fn destinations(&mut self, key: &ServiceKey) -> Result<Vec<Destination>> {
         let dump = Request::dump(self.wrap(IpvsMessage::dump_dests(key)), 0);
         let replies = self.channel.request(dump).await?;
-        replies.iter().map(|r| r.payload.destination().map_err(decode("GET_DEST"))).collect()
+        replies
+            .iter()
+            .map(|r| r.payload.destination().map_err(decode("GET_DEST")))
+            .collect()
     }
 
     /// Applies the changes in order, pipelined in as few `sendmsg` calls as
@@ -99,39 +109,71 @@ impl Ipvs {
             .iter()
             .map(|change| Request::ack(self.wrap(change.message()), 0))
             .collect();
-        self.channel.exchange(requests).await.into_iter().map(|r| r.map(drop)).collect()
+        self.channel
+            .exchange(requests)
+            .await
+            .into_iter()
+            .map(|r| r.map(drop))
+            .collect()
     }
 
     /// Version and connection table size (`ipvsadm -Ln`'s first line).
     pub async fn info(&mut self) -> Result<Info> {
-        let replies = self.channel.request(Request::ack(self.wrap(IpvsMessage::get_info()), 0)).await?;
-        first(&replies, "GET_INFO")?.payload.info().map_err(decode("GET_INFO"))
+        let replies = self
+            .channel
+            .request(Request::ack(self.wrap(IpvsMessage::get_info()), 0))
+            .await?;
+        first(&replies, "GET_INFO")?
+            .payload
+            .info()
+            .map_err(decode("GET_INFO"))
     }
 
     /// Connection timeouts (`ipvsadm -Ln --timeout`).
     pub async fn timeouts(&mut self) -> Result<Timeouts> {
-        let replies = self.channel.request(Request::ack(self.wrap(IpvsMessage::get_config()), 0)).await?;
-        first(&replies, "GET_CONFIG")?.payload.timeouts().map_err(decode("GET_CONFIG"))
+        let replies = self
+            .channel
+            .request(Request::ack(self.wrap(IpvsMessage::get_config()), 0))
+            .await?;
+        first(&replies, "GET_CONFIG")?
+            .payload
+            .timeouts()
+            .map_err(decode("GET_CONFIG"))
     }
 
     /// Sets connection timeouts; 0 leaves one unchanged (`ipvsadm --set`).
     pub async fn set_timeouts(&mut self, timeouts: &Timeouts) -> Result<()> {
-        self.channel.request(Request::ack(self.wrap(IpvsMessage::set_config(timeouts)), 0)).await.map(drop)
+        self.channel
+            .request(Request::ack(
+                self.wrap(IpvsMessage::set_config(timeouts)),
+                0,
+            ))
+            .await
+            .map(drop)
     }
 
     /// Zeroes the counters of one service or of all (`ipvsadm -Z`).
     pub async fn zero(&mut self, key: Option<&ServiceKey>) -> Result<()> {
-        self.channel.request(Request::ack(self.wrap(IpvsMessage::zero(key)), 0)).await.map(drop)
+        self.channel
+            .request(Request::ack(self.wrap(IpvsMessage::zero(key)), 0))
+            .await
+            .map(drop)
     }
 
     /// Removes every virtual service (`ipvsadm -C`). Not used by the
     /// daemon, which only removes what it created; here for tests and tools.
     pub async fn flush(&mut self) -> Result<()> {
-        self.channel.request(Request::ack(self.wrap(IpvsMessage::flush()), 0)).await.map(drop)
+        self.channel
+            .request(Request::ack(self.wrap(IpvsMessage::flush()), 0))
+            .await
+            .map(drop)
     }
 }
 
-fn first<'a>(replies: &'a [GenlMessage<IpvsMessage>], kind: &'static str) -> Result<&'a GenlMessage<IpvsMessage>> {
+fn first<'a>(
+    replies: &'a [GenlMessage<IpvsMessage>],
+    kind: &'static str,
+) -> Result<&'a GenlMessage<IpvsMessage>> {
     replies.first().ok_or_else(|| Error::Unexpected {
         family: Family::Ipvs,
         kind,
@@ -140,7 +182,11 @@ fn first<'a>(replies: &'a [GenlMessage<IpvsMessage>], kind: &'static str) -> Res
 }
 
 fn decode(kind: &'static str) -> impl Fn(DecodeError) -> Error {
-    move |e| Error::Decode { family: Family::Ipvs, kind, detail: e.to_string() }
+    move |e| Error::Decode {
+        family: Family::Ipvs,
+        kind,
+        detail: e.to_string(),
+    }
 }
 
 impl MessageKind for GenlMessage<IpvsMessage> {

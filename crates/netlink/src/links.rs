@@ -33,15 +33,23 @@ pub struct Links {
 
 impl Links {
     pub fn open(counters: Counters) -> Result<Links> {
-        Ok(Links { channel: Channel::open(Family::Route, NETLINK_ROUTE, counters)? })
+        Ok(Links {
+            channel: Channel::open(Family::Route, NETLINK_ROUTE, counters)?,
+        })
     }
 
     /// The index of the link called `name`, if there is one
     /// (equivalent to `ip link show NAME`).
     pub async fn link_index(&mut self, name: &str) -> Result<Option<u32>> {
         let mut query = LinkMessage::default();
-        query.attributes.push(LinkAttribute::IfName(name.to_owned()));
-        match self.channel.request(Request::ack(RouteNetlinkMessage::GetLink(query), 0)).await {
+        query
+            .attributes
+            .push(LinkAttribute::IfName(name.to_owned()));
+        match self
+            .channel
+            .request(Request::ack(RouteNetlinkMessage::GetLink(query), 0))
+            .await
+        {
             Ok(replies) => Ok(replies.into_iter().find_map(|reply| match reply {
                 RouteNetlinkMessage::NewLink(link) => Some(link.header.index),
                 _ => None,
@@ -60,17 +68,23 @@ impl Links {
             return Ok(index);
         }
         let create = RouteNetlinkMessage::NewLink(LinkDummy::new(name).build());
-        match self.channel.request(Request::ack(create, NLM_F_CREATE | NLM_F_EXCL)).await {
+        match self
+            .channel
+            .request(Request::ack(create, NLM_F_CREATE | NLM_F_EXCL))
+            .await
+        {
             Ok(_) => {}
             // Someone created it between our look-up and our create.
             Err(e) if e.class() == ErrorClass::AlreadyExists => {}
             Err(e) => return Err(e),
         }
-        self.link_index(name).await?.ok_or_else(|| Error::Unexpected {
-            family: Family::Route,
-            kind: "NEWLINK",
-            detail: format!("link {name} missing right after it was created"),
-        })
+        self.link_index(name)
+            .await?
+            .ok_or_else(|| Error::Unexpected {
+                family: Family::Route,
+                kind: "NEWLINK",
+                detail: format!("link {name} missing right after it was created"),
+            })
     }
 
     /// Deletes the link (equivalent to `ip link del NAME`); a missing link is
@@ -121,7 +135,10 @@ impl Links {
                 Request::ack(message, NLM_F_CREATE | NLM_F_EXCL)
             })
             .collect();
-        settle(self.channel.exchange(requests).await, ErrorClass::AlreadyExists)
+        settle(
+            self.channel.exchange(requests).await,
+            ErrorClass::AlreadyExists,
+        )
     }
 
     /// Removes each address from the link, pipelined; an address that is
@@ -150,8 +167,14 @@ fn settle<T>(outcomes: Vec<Result<Vec<T>>>, benign: ErrorClass) -> Vec<Result<()
 
 pub(crate) fn host_address(index: u32, ip: IpAddr) -> AddressMessage {
     match ip {
-        IpAddr::V4(v4) => AddressMessageBuilder::<Ipv4Addr>::new().index(index).address(v4, 32).build(),
-        IpAddr::V6(v6) => AddressMessageBuilder::<Ipv6Addr>::new().index(index).address(v6, 128).build(),
+        IpAddr::V4(v4) => AddressMessageBuilder::<Ipv4Addr>::new()
+            .index(index)
+            .address(v4, 32)
+            .build(),
+        IpAddr::V6(v6) => AddressMessageBuilder::<Ipv6Addr>::new()
+            .index(index)
+            .address(v6, 128)
+            .build(),
     }
 }
 
@@ -168,7 +191,11 @@ fn interface_address(message: &AddressMessage) -> Option<InterfaceAddress> {
             _ => None,
         })
     })?;
-    Some(InterfaceAddress { index: message.header.index, address, prefix_len: message.header.prefix_len })
+    Some(InterfaceAddress {
+        index: message.header.index,
+        address,
+        prefix_len: message.header.prefix_len,
+    })
 }
 
 impl MessageKind for RouteNetlinkMessage {

@@ -16,7 +16,9 @@ pub struct NfTables {
 
 impl NfTables {
     pub fn open(counters: Counters) -> Result<NfTables> {
-        Ok(NfTables { channel: Channel::open(Family::NfTables, NETLINK_NETFILTER, counters)? })
+        Ok(NfTables {
+            channel: Channel::open(Family::NfTables, NETLINK_NETFILTER, counters)?,
+        })
     }
 
     /// Applies the changes as one transaction (`nft -f`): the kernel commits
@@ -24,7 +26,11 @@ impl NfTables {
     pub async fn apply(&mut self, changes: Vec<NftMessage>) -> Result<()> {
         // nfnetlink reads a batch from one datagram: BATCH_END must arrive in
         // the same sendmsg as BATCH_BEGIN, so a batch is never split.
-        let size: usize = changes.iter().map(|m| 16 + ((m.buffer_len() + 3) & !3)).sum::<usize>() + 2 * 20;
+        let size: usize = changes
+            .iter()
+            .map(|m| 16 + ((m.buffer_len() + 3) & !3))
+            .sum::<usize>()
+            + 2 * 20;
         if size > MAX_DATAGRAM {
             return Err(Error::Unexpected {
                 family: Family::NfTables,
@@ -52,17 +58,23 @@ impl NfTables {
 
     /// Every table of `family` (`nft list tables`).
     pub async fn tables(&mut self, family: NfProto) -> Result<Vec<NftMessage>> {
-        self.channel.request(Request::dump(get_tables(family), 0)).await
+        self.channel
+            .request(Request::dump(get_tables(family), 0))
+            .await
     }
 
     /// The chains of one table, from one dump.
     pub async fn chains(&mut self, family: NfProto, table: &str) -> Result<Vec<NftMessage>> {
-        self.channel.request(Request::dump(get_chains(family, table), 0)).await
+        self.channel
+            .request(Request::dump(get_chains(family, table), 0))
+            .await
     }
 
     /// The rules of one table, every chain, from one dump.
     pub async fn rules(&mut self, family: NfProto, table: &str) -> Result<Vec<NftMessage>> {
-        self.channel.request(Request::dump(get_rules(family, table), 0)).await
+        self.channel
+            .request(Request::dump(get_rules(family, table), 0))
+            .await
     }
 }
 

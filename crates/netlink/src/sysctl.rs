@@ -18,7 +18,11 @@ pub struct SysctlError {
 /// only when the value differs, so a no-op sync does not touch the kernel.
 pub fn set_sysctl(name: &str, value: &str) -> Result<(), SysctlError> {
     let path = Path::new("/proc/sys").join(name.replace('.', "/"));
-    let fail = |source| SysctlError { name: name.to_owned(), value: value.to_owned(), source };
+    let fail = |source| SysctlError {
+        name: name.to_owned(),
+        value: value.to_owned(),
+        source,
+    };
     match fs::read_to_string(&path) {
         Ok(current) if current.trim() == value => Ok(()),
         _ => fs::write(&path, value).map_err(fail),

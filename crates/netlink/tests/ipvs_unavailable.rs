@@ -12,13 +12,19 @@ async fn missing_ipvs_is_reported_clearly() {
     let kernel_has_ipvs = std::path::Path::new("/proc/net/ip_vs").exists();
     match outcome {
         Err(e @ Error::IpvsUnavailable) => {
-            assert!(!kernel_has_ipvs, "IPVS is loaded but the client said it is not");
+            assert!(
+                !kernel_has_ipvs,
+                "IPVS is loaded but the client said it is not"
+            );
             assert_eq!(
                 e.to_string(),
                 "IPVS is not available in this kernel (genl family IPVS not found): load the ip_vs module"
             );
         }
-        Ok(_) => assert!(kernel_has_ipvs, "the client opened IPVS but /proc/net/ip_vs is missing"),
+        Ok(_) => assert!(
+            kernel_has_ipvs,
+            "the client opened IPVS but /proc/net/ip_vs is missing"
+        ),
         Err(other) => panic!("unexpected error: {other}"),
     }
 }

@@ -36,7 +36,10 @@ impl NetlinkDeserializable for Raw {
         if payload.first() == Some(&0xff) {
             return Err("body starts with 0xff".into());
         }
-        Ok(Raw { message_type: header.message_type, body: payload.to_vec() })
+        Ok(Raw {
+            message_type: header.message_type,
+            body: payload.to_vec(),
+        })
     }
 }
 
@@ -47,7 +50,10 @@ impl MessageKind for Raw {
 }
 
 fn raw(body: &[u8]) -> Raw {
-    Raw { message_type: RAW_TYPE, body: body.to_vec() }
+    Raw {
+        message_type: RAW_TYPE,
+        body: body.to_vec(),
+    }
 }
 
 /// A kernel message: nlmsghdr + body, padded to 4 bytes.
@@ -87,9 +93,15 @@ fn setup(requests: &[Request<Raw>]) -> (Encoded, Exchange<Raw>, Counters) {
 
 #[test]
 fn pipelines_changes_into_one_datagram_and_settles_each_by_its_ack() {
-    let requests: Vec<_> = (0..3).map(|i| Request::ack(raw(&[i, 0, 0, 0]), NLM_F_CREATE)).collect();
+    let requests: Vec<_> = (0..3)
+        .map(|i| Request::ack(raw(&[i, 0, 0, 0]), NLM_F_CREATE))
+        .collect();
     let (encoded, mut exchange, counters) = setup(&requests);
-    assert_eq!(encoded.datagrams.len(), 1, "three small requests share one sendmsg");
+    assert_eq!(
+        encoded.datagrams.len(),
+        1,
+        "three small requests share one sendmsg"
+    );
     let (bytes, seqs) = &encoded.datagrams[0];
     assert_eq!(seqs, &vec![7, 8, 9]);
     assert_eq!(bytes.len(), 3 * 20);
@@ -142,7 +154,12 @@ fn a_dump_travels_alone_and_collects_every_part_until_done() {
     exchange.on_datagram(&ack(9, 0), &counters);
 
     let outcomes = exchange.finish();
-    let dumped: Vec<u8> = outcomes[1].as_ref().unwrap().iter().map(|m| m.body[0]).collect();
+    let dumped: Vec<u8> = outcomes[1]
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|m| m.body[0])
+        .collect();
     assert_eq!(dumped, vec![10, 11, 12]);
     assert_eq!(counters.snapshot().received(Family::Ipvs, "RAW"), 3);
 }
@@ -154,7 +171,13 @@ fn a_direct_reply_before_the_ack_is_returned() {
     answer.extend(ack(7, 0));
     exchange.on_datagram(&answer, &counters);
     let outcomes = exchange.finish();
-    assert_eq!(outcomes[0].as_ref().unwrap(), &vec![Raw { message_type: RAW_TYPE, body: vec![5, 6, 7, 8] }]);
+    assert_eq!(
+        outcomes[0].as_ref().unwrap(),
+        &vec![Raw {
+            message_type: RAW_TYPE,
+            body: vec![5, 6, 7, 8]
+        }]
+    );
 }
 
 #[test]
@@ -184,15 +207,26 @@ fn an_undecodable_reply_fails_only_its_own_request() {
     answer.extend(done(7));
     exchange.on_datagram(&answer, &counters);
     let outcomes = exchange.finish();
-    assert!(matches!(outcomes[0], Err(Error::Decode { .. })), "{:?}", outcomes[0]);
+    assert!(
+        matches!(outcomes[0], Err(Error::Decode { .. })),
+        "{:?}",
+        outcomes[0]
+    );
 }
 
 #[test]
 fn requests_never_answered_become_retryable_no_answer() {
     let (_, mut exchange, _) = setup(&[Request::ack(raw(&[1, 0, 0, 0]), 0)]);
-    exchange.abandon(|family, kind| Error::NoAnswer { family, kind, seconds: 30 });
+    exchange.abandon(|family, kind| Error::NoAnswer {
+        family,
+        kind,
+        seconds: 30,
+    });
     let outcomes = exchange.finish();
-    assert_eq!(outcomes[0].as_ref().unwrap_err().class(), ErrorClass::Retryable);
+    assert_eq!(
+        outcomes[0].as_ref().unwrap_err().class(),
+        ErrorClass::Retryable
+    );
 }
 
 #[test]
