@@ -114,6 +114,39 @@ add KUBE-CLUSTER-IP 10.96.0.20,sctp:9000 comment "default/sctp:sctp"'
   cap $ipset/destroy $NETLINK_NETFILTER "$cip" 'ipset destroy KUBE-CLUSTER-IP'
   cap $ipset/destroy_in_use $NETLINK_NETFILTER "$cip
     iptables-nft -t nat -A POSTROUTING -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT" '!ipset destroy KUBE-CLUSTER-IP'
+  cap $ipset/create_hash_ip_port_sizes $NETLINK_NETFILTER '' "$cip family inet hashsize 2048 maxelem 1000 comment"
+  cap $ipset/add_exists $NETLINK_NETFILTER "$cip
+    ipset add KUBE-CLUSTER-IP 10.96.0.10,tcp:80" '!ipset add KUBE-CLUSTER-IP 10.96.0.10,tcp:80'
+  # Restore into a set the tool did not create: it asks HEADER per line.
+  cap $ipset/restore_existing $NETLINK_NETFILTER "$cip" 'ipset restore' \
+    'add KUBE-CLUSTER-IP 10.0.0.1,tcp:1
+add KUBE-CLUSTER-IP 10.0.0.2,udp:2
+add KUBE-CLUSTER-IP 10.0.0.3,sctp:3'
+  # Line 3 is already in the set: the kernel's error echo names LINENO 3.
+  cap $ipset/restore_error $NETLINK_NETFILTER "$cip
+    ipset add KUBE-CLUSTER-IP 10.96.0.10,tcp:80" '!ipset restore' \
+    'add KUBE-CLUSTER-IP 10.0.0.1,tcp:1
+add KUBE-CLUSTER-IP 10.0.0.2,tcp:2
+add KUBE-CLUSTER-IP 10.96.0.10,tcp:80
+add KUBE-CLUSTER-IP 10.0.0.4,tcp:4'
+  # 300 members: more than one page of restore and more than one LIST
+  # message of dump.
+  local big_adds i
+  big_adds="$(for ((i = 0; i < 300; i++)); do
+    printf 'add big 10.0.%d.%d,tcp:%d\n' $((i / 250)) $((i % 250 + 1)) $((1000 + i))
+  done)"
+  cap $ipset/restore_big $NETLINK_NETFILTER 'ipset create big hash:ip,port' 'ipset restore' "$big_adds"
+  cap $ipset/list_big $NETLINK_NETFILTER "ipset create big hash:ip,port
+    ipset restore <<'EOF'
+$big_adds
+EOF" 'ipset list big'
+  cap $ipset/list_all_types $NETLINK_NETFILTER "$two_sets
+    ipset create KUBE-NODE-PORT-TCP bitmap:port range 0-65535
+    ipset add KUBE-NODE-PORT-TCP 30080
+    ipset create KUBE-6-CLUSTER-IP hash:ip,port family inet6
+    ipset add KUBE-6-CLUSTER-IP fd00::10,udp:53
+    ipset create KUBE-LOAD-BALANCER-SOURCE-CIDR hash:ip,port,net hashsize 2048 maxelem 1000
+    ipset add KUBE-LOAD-BALANCER-SOURCE-CIDR 203.0.113.10,tcp:80,198.51.100.0/24" 'ipset list'
 
   # nf_tables, nfnetlink subsystem NFTABLES (and iptables-nft's xt compat).
   local table='nft add table ip kube-ipvs'

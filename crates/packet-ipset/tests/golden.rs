@@ -15,11 +15,11 @@ mod common;
 use std::net::IpAddr;
 
 use common::{assert_requests, assert_requests_flagged, error_codes, parse_all, Parsed};
-use kipvs_fixtures::{Direction, Fixture};
+use kipvs_fixtures::{Captured, Direction, Fixture};
 use kipvs_packet_ipset::{
-    adt_batch, constants::*, error_lineno, ipset_error_name, merge_list_replies, CreateOptions,
-    DataAttr, Entry, IpsetAttr, IpsetCmd, IpsetMessage, SetFamily, SetInfo, SetType,
-    IPSET_ERR_BUSY, IPSET_ERR_EXIST,
+    adt_batch, constants::*, entry_for_lineno, error_lineno, ipset_error_name, merge_list_replies,
+    CreateOptions, DataAttr, Entry, IpsetAttr, IpsetCmd, IpsetMessage, SetFamily, SetInfo, SetType,
+    IPSET_BATCH_BUFSIZE, IPSET_ERR_BUSY, IPSET_ERR_EXIST,
 };
 // NLM_F_CAPPED on an NLMSG_ERROR: the ack echoes only the request's header.
 use netlink_packet_core::{NLM_F_CAPPED, NLM_F_EXCL, NLM_F_MULTIPART};
@@ -67,7 +67,8 @@ fn ip(s: &str) -> IpAddr {
 
 /// Every `NLMSG_ERROR` answers the request sent just before it: the echoed
 /// `nlmsghdr` has its length, type and flags, and an uncapped echo (errors)
-/// carries its payload byte for byte. Returns the requests answered.
+/// carries its payload byte for byte (see [`assert_echo`] for the one
+/// field a batch error rewrites). Returns the requests answered.
 fn assert_answers(fixture: &Fixture) -> Vec<IpsetMessage> {
     let mut last_request = None;
     let mut answered = Vec::new();
@@ -94,7 +95,7 @@ fn assert_answers(fixture: &Fixture) -> Vec<IpsetMessage> {
                 if captured.nlmsg_flags & NLM_F_CAPPED != 0 {
                     assert_eq!(echoed.len(), 16, "{}: capped ack", fixture.name);
                 } else {
-                    assert_eq!(echoed[16..], request.payload[..], "{}: echo", fixture.name);
+                    assert_echo(&fixture.name, &echoed[16..], request);
                 }
                 answered.push(IpsetMessage::parse(nlmsg_type, &request.payload).unwrap());
             }
@@ -102,6 +103,63 @@ fn assert_answers(fixture: &Fixture) -> Vec<IpsetMessage> {
         }
     }
     answered
+}
+
+/// An uncapped error echoes the request byte for byte, except that for a
+/// batch (command-level `LINENO` present) `call_ad` (ip_set_core.c)
+/// overwrites that `LINENO` with the failing element's own: the value must
+/// then be one of the request's element line numbers.
+fn assert_echo(fixture: &str, echoed: &[u8], request: &Captured) {
+    let (nlmsg_type, request) = (request.nlmsg_type, &request.payload[..]);
+    assert_eq!(echoed.len(), request.len(), "{fixture}: echo length");
+    let Some(at) = command_lineno_offset(request) else {
+        assert_eq!(echoed, request, "{fixture}: echo");
+        return;
+    };
+    assert_eq!(echoed[..at], request[..at], "{fixture}: echo before LINENO");
+    assert_eq!(
+        echoed[at + 4..],
+        request[at + 4..],
+        "{fixture}: echo after LINENO"
+    );
+    let lineno = u32::from_be_bytes(echoed[at..at + 4].try_into().unwrap());
+    let element_linenos: Vec<u32> = IpsetMessage::parse(nlmsg_type, request)
+        .unwrap()
+        .attrs
+        .iter()
+        .filter_map(|attr| match attr {
+            IpsetAttr::Adt(elements) => Some(elements),
+            _ => None,
+        })
+        .flatten()
+        .flatten()
+        .filter_map(|attr| match attr {
+            DataAttr::LineNo(lineno) => Some(*lineno),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        element_linenos.contains(&lineno),
+        "{fixture}: echoed LINENO {lineno} names no element of {element_linenos:?}"
+    );
+}
+
+/// Offset of the command-level `IPSET_ATTR_LINENO` value in an ipset
+/// payload (after the 4-byte `nfgenmsg`), if the message has one.
+fn command_lineno_offset(payload: &[u8]) -> Option<usize> {
+    let mut at = 4;
+    while at + 4 <= payload.len() {
+        let len = u16::from_ne_bytes([payload[at], payload[at + 1]]) as usize;
+        let kind = u16::from_ne_bytes([payload[at + 2], payload[at + 3]]);
+        if len < 4 {
+            return None;
+        }
+        if kind & 0x3fff == IPSET_ATTR_LINENO && len == 8 {
+            return Some(at + 4);
+        }
+        at += (len + 3) & !3;
+    }
+    None
 }
 
 /// Every invocation starts with the handshake; the 6.1 kernel speaks
@@ -212,9 +270,8 @@ fn check_adt(
     last: IpsetMessage,
     flags: u16,
 ) -> Parsed {
-    let (name, type_name, family, revision) = set;
     let fixture = load(fixture_name);
-    let expected = [IpsetMessage::protocol(), IpsetMessage::header(name), last];
+    let expected = [IpsetMessage::protocol(), IpsetMessage::header(set.0), last];
     let flagged: Vec<(IpsetMessage, u16)> = expected
         .into_iter()
         .enumerate()
@@ -225,21 +282,24 @@ fn check_adt(
         .collect();
     let parsed = assert_requests_flagged(&fixture, &flagged);
     assert_protocol_reply(&parsed);
-    assert_eq!(
-        reply(&parsed, IpsetCmd::Header),
-        &IpsetMessage::new(
-            IpsetCmd::Header,
-            vec![
-                IpsetAttr::Protocol(IPSET_PROTOCOL),
-                IpsetAttr::SetName(name.into()),
-                IpsetAttr::TypeName(type_name.into()),
-                IpsetAttr::Family(family.into()),
-                IpsetAttr::Revision(revision),
-            ]
-        )
-    );
+    assert_eq!(reply(&parsed, IpsetCmd::Header), &header_reply(set));
     assert_eq!(assert_answers(&fixture).len(), 1);
     parsed
+}
+
+/// The kernel's answer to HEADER: the set's type, family and revision.
+fn header_reply(set: (&str, &str, SetFamily, u8)) -> IpsetMessage {
+    let (name, type_name, family, revision) = set;
+    IpsetMessage::new(
+        IpsetCmd::Header,
+        vec![
+            IpsetAttr::Protocol(IPSET_PROTOCOL),
+            IpsetAttr::SetName(name.into()),
+            IpsetAttr::TypeName(type_name.into()),
+            IpsetAttr::Family(family.into()),
+            IpsetAttr::Revision(revision),
+        ],
+    )
 }
 
 /// `check_adt` for ADD/DEL/TEST sent with the flags the builders give.
@@ -414,6 +474,24 @@ fn create_hash_ip() {
 }
 
 #[test]
+fn create_hash_ip_port_sizes() {
+    // hashsize and maxelem follow CADT_FLAGS in the CREATE's DATA.
+    check_create(
+        "create_hash_ip_port_sizes",
+        CLUSTER_IP,
+        SetType::HashIpPort,
+        SetFamily::Inet,
+        REV_HASH_IP_PORT,
+        CreateOptions {
+            hash_size: Some(2048),
+            max_elem: Some(1000),
+            comment: true,
+            ..CreateOptions::default()
+        },
+    );
+}
+
+#[test]
 fn create_exists() {
     let fixture = load("create_exists");
     let create = IpsetMessage::create(
@@ -524,6 +602,22 @@ fn add_v6() {
 }
 
 #[test]
+fn add_exists() {
+    // Set-up added the same entry. Without `-exist` the ADD carries
+    // NLM_F_EXCL, so the kernel answers IPSET_ERR_EXIST and echoes the
+    // whole request; a single ADD has no command-level LINENO.
+    let entry = Entry::ip_port(ip("10.96.0.10"), IPPROTO_TCP, 80);
+    let parsed = check_adt_default(
+        "add_exists",
+        CLUSTER_IP_SET,
+        IpsetMessage::add(CLUSTER_IP, &entry),
+    );
+    assert_eq!(error_codes(&parsed), vec![-IPSET_ERR_EXIST]);
+    assert_eq!(ipset_error_name(-IPSET_ERR_EXIST), Some("IPSET_ERR_EXIST"));
+    assert_eq!(error_lineno(&parsed.errors[0].1), None);
+}
+
+#[test]
 fn del() {
     let entry = Entry::ip_port(ip("10.96.0.10"), IPPROTO_TCP, 80);
     let parsed = check_adt_default("del", CLUSTER_IP_SET, IpsetMessage::del(CLUSTER_IP, &entry));
@@ -598,6 +692,114 @@ fn restore_batch() {
     assert_eq!(error_codes(&parsed), vec![0, 0], "CREATE and ADD acked");
     let answered: Vec<IpsetCmd> = assert_answers(&fixture).iter().map(|m| m.cmd).collect();
     assert_eq!(answered, vec![IpsetCmd::Create, IpsetCmd::Add]);
+}
+
+/// `ipset restore` of `entries` as ADD lines into an existing set `name`:
+/// PROTOCOL, one HEADER per line (the tool did not create the set, so it
+/// asks its type before parsing each element), then the batch.
+fn restore_into_existing(name: &str, entries: &[Entry]) -> Vec<IpsetMessage> {
+    let mut expected = vec![IpsetMessage::protocol()];
+    expected.extend(entries.iter().map(|_| IpsetMessage::header(name)));
+    expected.extend(IpsetMessage::add_batch(name, entries));
+    expected
+}
+
+/// Every HEADER reply of a restore describes `set`; returns how many.
+fn assert_header_replies(parsed: &Parsed, set: (&str, &str, SetFamily, u8)) -> usize {
+    let headers: Vec<&IpsetMessage> = parsed
+        .replies
+        .iter()
+        .map(|(_, m)| m)
+        .filter(|m| m.cmd == IpsetCmd::Header)
+        .collect();
+    let want = header_reply(set);
+    assert!(headers.iter().all(|m| **m == want), "{headers:?}");
+    headers.len()
+}
+
+#[test]
+fn restore_existing() {
+    let fixture = load("restore_existing");
+    let entries = vec![
+        Entry::ip_port(ip("10.0.0.1"), IPPROTO_TCP, 1),
+        Entry::ip_port(ip("10.0.0.2"), IPPROTO_UDP, 2),
+        Entry::ip_port(ip("10.0.0.3"), IPPROTO_SCTP, 3),
+    ];
+    let expected = restore_into_existing(CLUSTER_IP, &entries);
+    assert_eq!(expected.len(), 1 + 3 + 1, "one ADD for the three lines");
+    let parsed = assert_requests(&fixture, &expected);
+    assert_protocol_reply(&parsed);
+    assert_eq!(assert_header_replies(&parsed, CLUSTER_IP_SET), 3);
+    assert_eq!(error_codes(&parsed), vec![0]);
+    let answered: Vec<IpsetCmd> = assert_answers(&fixture).iter().map(|m| m.cmd).collect();
+    assert_eq!(answered, vec![IpsetCmd::Add]);
+}
+
+#[test]
+fn restore_error() {
+    // Set-up added line 3's entry: the kernel applies lines 1-2, stops at
+    // line 3 with IPSET_ERR_EXIST and rewrites the echoed request's LINENO
+    // (sent as 1, the message's first line) to 3.
+    let fixture = load("restore_error");
+    let entries = vec![
+        Entry::ip_port(ip("10.0.0.1"), IPPROTO_TCP, 1),
+        Entry::ip_port(ip("10.0.0.2"), IPPROTO_TCP, 2),
+        Entry::ip_port(ip("10.96.0.10"), IPPROTO_TCP, 80),
+        Entry::ip_port(ip("10.0.0.4"), IPPROTO_TCP, 4),
+    ];
+    let parsed = assert_requests(&fixture, &restore_into_existing(CLUSTER_IP, &entries));
+    assert_protocol_reply(&parsed);
+    assert_eq!(assert_header_replies(&parsed, CLUSTER_IP_SET), 4);
+    let (_, batch) = parsed.requests.last().unwrap();
+    assert_eq!(batch.lineno(), Some(1));
+    assert_eq!(error_codes(&parsed), vec![-IPSET_ERR_EXIST]);
+    let lineno = error_lineno(&parsed.errors[0].1).expect("the kernel echoes LINENO");
+    assert_eq!(lineno, 3);
+    assert_eq!(entry_for_lineno(&entries, lineno), Some(&entries[2]));
+    let answered: Vec<IpsetCmd> = assert_answers(&fixture).iter().map(|m| m.cmd).collect();
+    assert_eq!(answered, vec![IpsetCmd::Add]);
+}
+
+/// The 300 lines of the capture script's `big_adds`.
+fn big_entries() -> Vec<Entry> {
+    (0..300u16)
+        .map(|i| {
+            let addr = format!("10.0.{}.{}", i / 250, i % 250 + 1);
+            Entry::ip_port(ip(&addr), IPPROTO_TCP, 1000 + i)
+        })
+        .collect()
+}
+
+const BIG_SET: (&str, &str, SetFamily, u8) =
+    ("big", "hash:ip,port", SetFamily::Inet, REV_HASH_IP_PORT);
+
+#[test]
+fn restore_big() {
+    // 300 lines do not fit one page: `add_batch` must split where libipset
+    // does. The tool asks HEADER for each line before adding it; the line
+    // that no longer fits makes it send the full page first.
+    let fixture = load("restore_big");
+    let entries = big_entries();
+    let batch = IpsetMessage::add_batch("big", &entries);
+    let linenos: Vec<Option<u32>> = batch.iter().map(IpsetMessage::lineno).collect();
+    assert_eq!(linenos, vec![Some(1), Some(101), Some(201)]);
+    for message in &batch {
+        assert!(16 + message.to_bytes().len() <= IPSET_BATCH_BUFSIZE);
+    }
+    let mut expected = vec![IpsetMessage::protocol()];
+    let mut pages = batch.clone().into_iter();
+    for line in 1..=300 {
+        expected.push(IpsetMessage::header("big"));
+        if line == 101 || line == 201 {
+            expected.push(pages.next().unwrap());
+        }
+    }
+    expected.extend(pages);
+    let parsed = assert_requests(&fixture, &expected);
+    assert_protocol_reply(&parsed);
+    assert_eq!(assert_header_replies(&parsed, BIG_SET), 300);
+    assert_eq!(error_codes(&parsed), vec![0, 0, 0]);
+    assert_eq!(assert_answers(&fixture), batch);
 }
 
 // ---------------------------------------------------------------------------
@@ -737,6 +939,110 @@ fn list_one() {
 }
 
 #[test]
+fn list_big() {
+    // 300 members do not fit one dump message: the first carries the
+    // header, the rest only more ADT, and merging gives back one set.
+    let fixture = load("list_big");
+    let parsed = assert_requests(
+        &fixture,
+        &[IpsetMessage::protocol(), IpsetMessage::list(Some("big"))],
+    );
+    let dump = dump(&fixture, &parsed);
+    assert!(dump.len() > 1, "300 members need more than one message");
+    assert!(dump[0].set_info().unwrap().has_header);
+    assert_hash_header_extras(&dump[0]);
+    for message in &dump[1..] {
+        assert!(!message.set_info().unwrap().has_header);
+    }
+    assert_sets(
+        merge_list_replies(dump).unwrap(),
+        vec![SetInfo {
+            name: "big".into(),
+            type_name: "hash:ip,port".into(),
+            revision: REV_HASH_IP_PORT,
+            family: NFPROTO_IPV4,
+            index: Some(0),
+            hash_size: Some(DEFAULT_HASH_SIZE),
+            max_elem: Some(DEFAULT_MAX_ELEM),
+            elements: 300,
+            entries: big_entries(),
+            ..SetInfo::default()
+        }],
+    );
+    assert!(parsed.errors.is_empty());
+}
+
+#[test]
+fn list_all_types() {
+    // `two_sets` plus a bitmap:port (no family, a port range instead of
+    // hash sizes), an inet6 hash:ip,port and a hash:ip,port,net created
+    // with explicit sizes, in index order.
+    let fixture = load("list_all_types");
+    let parsed = assert_requests(
+        &fixture,
+        &[IpsetMessage::protocol(), IpsetMessage::list(None)],
+    );
+    assert_protocol_reply(&parsed);
+    let dump = dump(&fixture, &parsed);
+    assert_eq!(dump.len(), 5, "one message per small set");
+    for message in &dump {
+        let part = message.set_info().unwrap();
+        assert!(part.has_header, "{}", part.set.name);
+        if part.set.type_name.starts_with("hash:") {
+            assert_hash_header_extras(message);
+        }
+    }
+    let mut want = two_sets();
+    want.extend([
+        SetInfo {
+            name: "KUBE-NODE-PORT-TCP".into(),
+            type_name: "bitmap:port".into(),
+            revision: REV_BITMAP_PORT,
+            family: NFPROTO_UNSPEC,
+            index: Some(2),
+            port_range: Some((0, 65535)),
+            elements: 1,
+            entries: vec![Entry::port(30080)],
+            ..SetInfo::default()
+        },
+        SetInfo {
+            name: "KUBE-6-CLUSTER-IP".into(),
+            type_name: "hash:ip,port".into(),
+            revision: REV_HASH_IP_PORT,
+            family: NFPROTO_IPV6,
+            index: Some(3),
+            hash_size: Some(DEFAULT_HASH_SIZE),
+            max_elem: Some(DEFAULT_MAX_ELEM),
+            elements: 1,
+            entries: vec![Entry::ip_port(ip("fd00::10"), IPPROTO_UDP, 53)],
+            ..SetInfo::default()
+        },
+        SetInfo {
+            name: "KUBE-LOAD-BALANCER-SOURCE-CIDR".into(),
+            type_name: "hash:ip,port,net".into(),
+            revision: REV_HASH_IP_PORT_NET,
+            family: NFPROTO_IPV4,
+            index: Some(4),
+            hash_size: Some(2048),
+            max_elem: Some(1000),
+            elements: 1,
+            entries: vec![Entry::ip_port_net(
+                ip("203.0.113.10"),
+                IPPROTO_TCP,
+                80,
+                ip("198.51.100.0"),
+                24,
+            )],
+            ..SetInfo::default()
+        },
+    ]);
+    let sets = merge_list_replies(dump).unwrap();
+    assert_eq!(sets[3].set_family(), SetFamily::Inet6);
+    assert_sets(sets, want);
+    assert!(parsed.errors.is_empty());
+}
+
+#[test]
 fn list_terse() {
     // `list -t`: IPSET_FLAG_LIST_HEADER, the header without members (the
     // element count still says 2).
@@ -851,6 +1157,7 @@ fn destroy_in_use() {
 /// The fixtures that have a test of their own above.
 const TESTED: &[&str] = &[
     "add_bitmap_port",
+    "add_exists",
     "add_ip_port",
     "add_ip_port_comment",
     "add_ip_port_ip",
@@ -863,6 +1170,7 @@ const TESTED: &[&str] = &[
     "create_hash_ip_port_comment",
     "create_hash_ip_port_ip",
     "create_hash_ip_port_net",
+    "create_hash_ip_port_sizes",
     "create_hash_ip_port_v6",
     "del",
     "destroy",
@@ -870,11 +1178,16 @@ const TESTED: &[&str] = &[
     "flush",
     "header",
     "list",
+    "list_all_types",
+    "list_big",
     "list_one",
     "list_terse",
     "protocol_and_type",
     "rename",
     "restore_batch",
+    "restore_big",
+    "restore_error",
+    "restore_existing",
     "save",
     "swap",
     "test",

@@ -1,6 +1,5 @@
-//! Shared checks for captured ipset conversations (host captures and the
-//! VM fixtures written by `hack/capture-fixtures.sh`).
-#![allow(dead_code)]
+//! Shared checks for the captured ipset conversations: the VM fixtures
+//! written by `hack/capture-fixtures.sh`.
 
 use kipvs_fixtures::{Captured, Direction, Fixture};
 use kipvs_packet_ipset::{DataAttr, IpsetAttr, IpsetMessage};
@@ -150,7 +149,7 @@ pub fn assert_same_bytes(what: &str, emitted: &[u8], captured: &[u8]) {
 /// libipset reuses one page-sized buffer for the whole session without
 /// clearing it, so the padding after a short attribute (PROTOCOL, a
 /// 1-byte PROTO, ...) can hold stale bytes of an earlier message: seen in
-/// the second and third pages of `restore_big`. Netlink ignores padding,
+/// the fixtures `restore_batch` and `restore_big`. Netlink ignores padding,
 /// and an emitter writes zeros there; everything else is compared as is.
 pub fn zero_padding(payload: &[u8]) -> Vec<u8> {
     let mut out = payload.to_vec();
