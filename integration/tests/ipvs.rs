@@ -344,3 +344,53 @@ fn timeouts_info_zero_and_flush() {
     let timeouts = netns.exec(&["ipvsadm", "-Ln", "--timeout"]);
     assert_eq!(timeouts.trim(), "Timeout (tcp tcpfin udp): 900 120 300");
 }
+
+#[test]
+fn many_services_go_out_in_few_sendmsg_calls_and_read_back_through_concurrent_dumps() {
+    let netns = TestNetns::new("ipvs-many");
+    let counters = Counters::default();
+    let c = counters.clone();
+    netns.run(move || async move {
+        let mut ipvs = Ipvs::open(c.clone()).await.unwrap();
+        let keys: Vec<ServiceKey> = (0..500u32)
+            .map(|i| ServiceKey::Tuple {
+                addr: IpAddr::from([10, 97, (i / 250) as u8, (i % 250) as u8 + 1]),
+                protocol: Protocol::Tcp,
+                port: 80,
+            })
+            .collect();
+        let mut changes = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            changes.push(IpvsChange::AddService(Service::new(*key, "rr")));
+            for d in 0..2u8 {
+                let addr = IpAddr::from([10, 244, (i / 250) as u8, (i % 250) as u8 + 1]);
+                changes.push(IpvsChange::AddDestination(
+                    *key,
+                    dest(&addr.to_string(), 8080 + u16::from(d), 1),
+                ));
+            }
+        }
+        let before = c.snapshot();
+        for (n, outcome) in ipvs.apply(&changes).await.into_iter().enumerate() {
+            outcome.unwrap_or_else(|e| panic!("change {n}: {e}"));
+        }
+        let applied = c.snapshot().since(&before);
+        // 1500 changes, at most 128 answers asked for per sendmsg.
+        assert_eq!(applied.sendmsg(Family::Ipvs), 1500_u64.div_ceil(128));
+        assert_eq!(applied.received(Family::Ipvs, "ack"), 1500);
+
+        let before = c.snapshot();
+        let all = ipvs.destinations_of(&keys).await;
+        let read = c.snapshot().since(&before);
+        for (key, dests) in keys.iter().zip(all) {
+            let dests = dests.unwrap_or_else(|e| panic!("{key:?}: {e}"));
+            assert_eq!(dests.len(), 2, "{key:?}");
+        }
+        // One dump per service, none refused or repeated: they ran on
+        // several sockets at once instead of one after another.
+        assert_eq!(read.sent(Family::Ipvs, "GET_DEST"), 500, "{read}");
+        assert_eq!(read.received(Family::Ipvs, "done"), 500, "{read}");
+        assert_eq!(read.received(Family::Ipvs, "error"), 0, "{read}");
+        assert_eq!(ipvs.services().await.unwrap().len(), 500);
+    });
+}

@@ -19,6 +19,14 @@ use crate::{Counters, Error, Family, KernelError, MessageKind, Result};
 /// carrying hundreds of requests per system call.
 pub const MAX_DATAGRAM: usize = 64 * 1024;
 
+/// How many answers one datagram may ask for before we wait for them. Every
+/// answer is its own skb in our receive buffer (an ack costs about 768 bytes
+/// of it, a dump part about 4.5 KiB), and the buffer is capped by
+/// `net.core.rmem_max` (about 416 KiB by default, as SO_RCVBUF doubles it):
+/// asking for more at once loses answers to ENOBUFS. So a datagram carries
+/// at most 128 acknowledged requests.
+pub const ANSWER_BUDGET: usize = 128;
+
 /// What answer a request waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
@@ -55,7 +63,10 @@ impl<T> Request<T> {
         }
     }
 
-    /// A dump. `flags` adds to `NLM_F_DUMP` (ipset wants `NLM_F_ACK` too).
+    /// A dump, sent in a datagram of its own: a socket runs one dump at a
+    /// time, and the kernel only finishes a dump (`NLMSG_DONE`) when we read
+    /// its first part, so a second dump request in the same datagram would
+    /// always be refused with `EBUSY`.
     pub fn dump(message: T, flags: u16) -> Self {
         Request {
             message,
@@ -102,6 +113,7 @@ where
 {
     let mut datagrams: Vec<(Vec<u8>, Vec<u32>)> = Vec::new();
     let mut current: (Vec<u8>, Vec<u32>) = (Vec::new(), Vec::new());
+    let mut budget = 0;
     let mut slots = Vec::with_capacity(requests.len());
     for request in requests {
         let seq = *next_seq;
@@ -116,17 +128,21 @@ where
         message.finalize();
         let mut bytes = vec![0; message.buffer_len()];
         message.serialize(&mut bytes);
-        let is_dump = request.expect == Expect::Dump;
-        let full = !current.0.is_empty() && current.0.len() + bytes.len() > MAX_DATAGRAM;
-        // A dump starts a datagram of its own; so does a request that would
-        // overflow the current one.
-        if (is_dump || full) && !current.0.is_empty() {
+        let alone = request.expect == Expect::Dump;
+        let cost = usize::from(request.expect == Expect::Ack);
+        let full = current.0.len() + bytes.len() > MAX_DATAGRAM || budget + cost > ANSWER_BUDGET;
+        // A lone dump starts a datagram of its own; so does a request that
+        // would overflow the current one.
+        if (alone || full) && !current.0.is_empty() {
             datagrams.push(std::mem::take(&mut current));
+            budget = 0;
         }
         current.0.extend_from_slice(&bytes);
         current.1.push(seq);
-        if is_dump {
+        budget += cost;
+        if alone {
             datagrams.push(std::mem::take(&mut current));
+            budget = 0;
         }
         counters.record_sent(family, request.message.kind());
         slots.push((seq, request.message.kind(), request.expect));

@@ -46,7 +46,12 @@ impl IpvsChange {
 pub struct Ipvs {
     channel: Channel,
     family_id: u16,
+    /// Extra sockets for concurrent real-server dumps, opened on first use.
+    dump_channels: Vec<Channel>,
 }
+
+/// How many real-server dumps run at once.
+pub const DUMP_SOCKETS: usize = 8;
 
 impl Ipvs {
     /// Opens a generic-netlink socket and resolves the IPVS family. Fails
@@ -56,7 +61,11 @@ impl Ipvs {
         let family_id = resolve_family(&mut channel, "IPVS")
             .await?
             .ok_or(Error::IpvsUnavailable)?;
-        Ok(Ipvs { channel, family_id })
+        Ok(Ipvs {
+            channel,
+            family_id,
+            dump_channels: Vec::new(),
+        })
     }
 
     fn wrap(&self, message: IpvsMessage) -> GenlMessage<IpvsMessage> {
@@ -98,6 +107,58 @@ impl Ipvs {
         replies
             .iter()
             .map(|r| r.payload.destination().map_err(decode("GET_DEST")))
+            .collect()
+    }
+
+    /// The real servers of many services, one outcome per key, in order.
+    ///
+    /// The kernel dumps real servers per virtual service only, and a socket
+    /// runs one dump at a time, finishing it only as we read. So the dumps
+    /// are spread over [`DUMP_SOCKETS`] sockets that run concurrently instead
+    /// of waiting on each dump in turn.
+    pub async fn destinations_of(&mut self, keys: &[ServiceKey]) -> Vec<Result<Vec<Destination>>> {
+        while self.dump_channels.len() < DUMP_SOCKETS.min(keys.len()) {
+            let counters = self.channel.counters().clone();
+            match Channel::open(Family::Ipvs, NETLINK_GENERIC, counters) {
+                Ok(channel) => self.dump_channels.push(channel),
+                // Fewer sockets only means less concurrency.
+                Err(_) if !self.dump_channels.is_empty() => break,
+                Err(e) => return keys.iter().map(|_| Err(copy_error(&e))).collect(),
+            }
+        }
+        let family_id = self.family_id;
+        let lanes = self.dump_channels.len().max(1);
+        let work = self
+            .dump_channels
+            .iter_mut()
+            .enumerate()
+            .map(|(lane, channel)| async move {
+                let mut done = Vec::new();
+                for index in (lane..keys.len()).step_by(lanes) {
+                    let mut genl = GenlMessage::from_payload(IpvsMessage::dump_dests(&keys[index]));
+                    genl.set_resolved_family_id(family_id);
+                    let outcome =
+                        channel
+                            .request(Request::dump(genl, 0))
+                            .await
+                            .and_then(|replies| {
+                                replies
+                                    .iter()
+                                    .map(|r| r.payload.destination().map_err(decode("GET_DEST")))
+                                    .collect()
+                            });
+                    done.push((index, outcome));
+                }
+                done
+            });
+        let mut outcomes: Vec<Option<Result<Vec<Destination>>>> =
+            keys.iter().map(|_| None).collect();
+        for (index, outcome) in futures::future::join_all(work).await.into_iter().flatten() {
+            outcomes[index] = Some(outcome);
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.expect("every key has a lane"))
             .collect()
     }
 
@@ -208,5 +269,25 @@ impl MessageKind for GenlMessage<IpvsMessage> {
             IpvsCmd::Flush => "FLUSH",
             _ => "OTHER",
         }
+    }
+}
+
+/// Opening a socket failed once but every key needs its own error.
+fn copy_error(e: &Error) -> Error {
+    match e {
+        Error::Io {
+            family,
+            action,
+            source,
+        } => Error::Io {
+            family: *family,
+            action,
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        other => Error::Unexpected {
+            family: Family::Ipvs,
+            kind: "GET_DEST",
+            detail: other.to_string(),
+        },
     }
 }

@@ -7,7 +7,9 @@ use kipvs_packet_nftables::{
 use netlink_packet_core::{Emitable, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_sys::protocols::NETLINK_NETFILTER;
 
-use crate::{Channel, Counters, Error, Family, MessageKind, Request, Result, MAX_DATAGRAM};
+use crate::{
+    Channel, Counters, Error, Family, MessageKind, Request, Result, ANSWER_BUDGET, MAX_DATAGRAM,
+};
 
 /// nf_tables client.
 pub struct NfTables {
@@ -31,11 +33,14 @@ impl NfTables {
             .map(|m| 16 + ((m.buffer_len() + 3) & !3))
             .sum::<usize>()
             + 2 * 20;
-        if size > MAX_DATAGRAM {
+        if size > MAX_DATAGRAM || changes.len() + 2 > ANSWER_BUDGET {
             return Err(Error::Unexpected {
                 family: Family::NfTables,
                 kind: "BATCH",
-                detail: format!("batch of {size} bytes exceeds one datagram ({MAX_DATAGRAM})"),
+                detail: format!(
+                    "batch of {} messages, {size} bytes, does not fit one datagram",
+                    changes.len()
+                ),
             });
         }
         let requests = batch(changes)

@@ -244,6 +244,17 @@ fn large_batches_split_at_the_datagram_limit_without_splitting_a_message() {
 }
 
 #[test]
+fn a_datagram_asks_for_no_more_answers_than_the_receive_buffer_holds() {
+    let acks: Vec<_> = (0..300).map(|_| Request::ack(raw(&[0; 4]), 0)).collect();
+    let (encoded, _, _) = setup(&acks);
+    let sizes: Vec<usize> = encoded.datagrams.iter().map(|(_, s)| s.len()).collect();
+    assert_eq!(
+        sizes,
+        vec![ANSWER_BUDGET, ANSWER_BUDGET, 300 - 2 * ANSWER_BUDGET]
+    );
+}
+
+#[test]
 fn reads_the_extended_ack_text() {
     // NLMSG_ERROR body after the code: capped request header, then
     // NLMSGERR_ATTR_MSG "Invalid argument detail\0".
