@@ -12,7 +12,9 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repo"
 results="${KIPVS_E2E_RESULTS:-$repo/target/vm-results/e2e}"
 
-echo "e2e: building the integration tests on the host"
+echo "e2e: building the daemon, the fake API server and the integration tests on the host"
+# The daemon tests run these binaries; they sit next to the test binaries.
+cargo build -p kube-ipvs -p kipvs-fake-apiserver
 # Each file of integration/tests/ is its own test binary; cargo's JSON
 # messages name their executables.
 mapfile -t binaries < <(

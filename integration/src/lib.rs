@@ -78,12 +78,93 @@ impl TestNetns {
     }
 }
 
+impl TestNetns {
+    /// Kills every process running in the namespace (servers, daemons).
+    pub fn kill_processes(&self) {
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+    }
+}
+
 impl Drop for TestNetns {
     fn drop(&mut self) {
+        self.kill_processes();
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
     }
+}
+
+/// A pod: its own namespace behind a veth into the node namespace (the
+/// /work/shared/vm-probe.sh topology: the node side of every veth holds the
+/// gateway 10.244.1.254/32, a /32 route per pod, proxy ARP), with a web
+/// server answering `pod<n>` on :8080.
+pub struct Pod {
+    pub netns: TestNetns,
+    pub addr: &'static str,
+}
+
+pub fn pod(node: &TestNetns, n: u8, addr: &'static str) -> Pod {
+    let netns = TestNetns::new(&format!("pod{n}"));
+    let veth = format!("veth{n}");
+    run_checked(&[
+        "ip",
+        "-n",
+        node.name(),
+        "link",
+        "add",
+        &veth,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        netns.name(),
+    ]);
+    node.exec(&["ip", "link", "set", &veth, "up"]);
+    node.exec(&["ip", "addr", "add", "10.244.1.254/32", "dev", &veth]);
+    node.exec(&["ip", "route", "add", &format!("{addr}/32"), "dev", &veth]);
+    node.exec(&[
+        "sysctl",
+        "-qw",
+        &format!("net.ipv4.conf.{veth}.proxy_arp=1"),
+    ]);
+    netns.exec(&["ip", "addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
+    netns.exec(&["ip", "link", "set", "eth0", "up"]);
+    netns.exec(&["ip", "route", "add", "10.244.1.254", "dev", "eth0"]);
+    netns.exec(&["ip", "route", "add", "default", "via", "10.244.1.254"]);
+    let root = format!("/tmp/{}-www", netns.name());
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(format!("{root}/index.html"), format!("pod{n}\n")).unwrap();
+    // busybox httpd forks into the background; the namespace's processes
+    // are killed when it is dropped.
+    netns.exec(&["busybox", "httpd", "-p", "8080", "-h", &root]);
+    Pod { netns, addr }
+}
+
+/// A binary of this workspace (`kube-ipvs`, `fake-apiserver`), built next
+/// to the test binaries (`make e2e` builds them): target/<profile>/<name>.
+pub fn built_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test>-<hash> -> target/<profile>/<name>
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is not built (cargo build -p {name})",
+        path.display()
+    );
+    path
 }
 
 /// Runs a command; panics with its output unless it succeeds.

@@ -9,7 +9,7 @@
 
 use std::{collections::BTreeSet, net::IpAddr};
 
-use kipvs_integration::{rules, run_checked, TestNetns};
+use kipvs_integration::{pod, rules, TestNetns};
 use kipvs_netlink::{set_sysctl, Counters, Ipset, Ipvs, IpvsChange, Links, NfTables};
 use kipvs_packet_ipset::{CreateOptions, Entry, SetFamily, SetType};
 use kipvs_packet_ipvs::{Destination, Protocol, Service, ServiceKey};
@@ -18,65 +18,6 @@ const TCP: u8 = 6;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
-}
-
-/// A pod: its own namespace, a veth into the node, a web server answering
-/// its own name on :8080.
-struct Pod {
-    netns: TestNetns,
-    addr: &'static str,
-}
-
-fn pod(node: &TestNetns, n: u8, addr: &'static str) -> Pod {
-    let netns = TestNetns::new(&format!("pod{n}"));
-    let veth = format!("veth{n}");
-    run_checked(&[
-        "ip",
-        "-n",
-        node.name(),
-        "link",
-        "add",
-        &veth,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        netns.name(),
-    ]);
-    node.exec(&["ip", "link", "set", &veth, "up"]);
-    node.exec(&["ip", "addr", "add", "10.244.1.254/32", "dev", &veth]);
-    node.exec(&["ip", "route", "add", &format!("{addr}/32"), "dev", &veth]);
-    node.exec(&[
-        "sysctl",
-        "-qw",
-        &format!("net.ipv4.conf.{veth}.proxy_arp=1"),
-    ]);
-    netns.exec(&["ip", "addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
-    netns.exec(&["ip", "link", "set", "eth0", "up"]);
-    netns.exec(&["ip", "route", "add", "10.244.1.254", "dev", "eth0"]);
-    netns.exec(&["ip", "route", "add", "default", "via", "10.244.1.254"]);
-    let root = format!("/tmp/{}-www", netns.name());
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::write(format!("{root}/index.html"), format!("pod{n}\n")).unwrap();
-    // busybox httpd forks into the background and stays until the namespace's
-    // processes are killed below.
-    netns.exec(&["busybox", "httpd", "-p", "8080", "-h", &root]);
-    Pod { netns, addr }
-}
-
-impl Drop for Pod {
-    fn drop(&mut self) {
-        let pids = std::process::Command::new("ip")
-            .args(["netns", "pids", self.netns.name()])
-            .output();
-        if let Ok(out) = pids {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = std::process::Command::new("kill").arg(pid).status();
-            }
-        }
-    }
 }
 
 /// Answers of `count` requests to `url` from `netns` (empty string = failed).

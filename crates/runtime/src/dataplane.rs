@@ -1,0 +1,459 @@
+//! The kernel as the sync loop sees it: read back what kube-ipvs owns, and
+//! apply plans step by step with failures isolated per service.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::IpAddr,
+};
+
+use kipvs_netlink::{set_sysctl, Counters, ErrorClass, Ipset, Ipvs, IpvsChange, Links, NfTables};
+use kipvs_packet_nftables::{del_table, NfProto, NftBody, NftMessage};
+use kipvs_planner::{
+    Action, IpFamily, Observed, ObservedTable, Plan, ServicePortName, SetRole, Step,
+    VirtualServiceKey, TABLE_NAME,
+};
+use tracing::{debug, warn};
+
+use crate::{record::record, Result};
+
+/// The dummy link that carries every service address.
+pub const DUMMY_LINK: &str = "kube-ipvs0";
+
+/// The sysctls kube-proxy's IPVS mode sets (`pkg/proxy/ipvs/proxier.go`):
+/// IPVS-forwarded packets must pass through conntrack so netfilter's NAT
+/// (masquerade) sees them; connections to a removed real server are expired
+/// instead of black-holed; forwarding on.
+pub const SYSCTLS: &[(&str, &str)] = &[
+    ("net.ipv4.ip_forward", "1"),
+    ("net.ipv4.vs.conntrack", "1"),
+    ("net.ipv4.vs.expire_nodest_conn", "1"),
+    ("net.ipv4.vs.expire_quiescent_template", "1"),
+];
+
+/// Every ipset name kube-ipvs may create (and so owns).
+pub fn owned_sets() -> BTreeSet<String> {
+    IpFamily::ALL
+        .into_iter()
+        .flat_map(|family| {
+            SetRole::ALL
+                .into_iter()
+                .map(move |role| role.set_name(family).to_owned())
+        })
+        .collect()
+}
+
+/// What one `apply` did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ApplyReport {
+    pub applied: usize,
+    pub failed: usize,
+    /// Steps not attempted because an earlier step they depend on failed.
+    pub skipped: usize,
+    /// Service ports with a failed step (retried on the next sync).
+    pub failed_owners: BTreeSet<ServicePortName>,
+    /// Sets were created: the plan must be made again with their indexes
+    /// before the table that references them can be installed.
+    pub created_sets: bool,
+}
+
+/// The kernel clients kube-ipvs uses, in the network namespace it runs in.
+pub struct Dataplane {
+    ipvs: Ipvs,
+    ipset: Ipset,
+    nft: NfTables,
+    links: Links,
+    counters: Counters,
+    link_index: u32,
+}
+
+impl Dataplane {
+    /// Opens every client, sets the sysctls and makes sure `kube-ipvs0`
+    /// exists. Fails when IPVS is missing.
+    pub async fn open(counters: Counters) -> Result<Dataplane> {
+        let ipvs = Ipvs::open(counters.clone()).await?;
+        let mut links = Links::open(counters.clone())?;
+        let link_index = links.ensure_dummy(DUMMY_LINK).await?;
+        let dataplane = Dataplane {
+            ipvs,
+            ipset: Ipset::open(counters.clone())?,
+            nft: NfTables::open(counters.clone())?,
+            links,
+            counters,
+            link_index,
+        };
+        dataplane.set_sysctls()?;
+        Ok(dataplane)
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    fn set_sysctls(&self) -> Result<()> {
+        for (name, value) in SYSCTLS {
+            set_sysctl(name, value)?;
+        }
+        Ok(())
+    }
+
+    /// Reads back everything kube-ipvs owns, one dump per kind of object
+    /// (real servers: one dump per owned virtual service, run concurrently).
+    /// Also repairs what the reading depends on: a deleted `kube-ipvs0` is
+    /// created again, changed sysctls are set again.
+    ///
+    /// A virtual service is ours when its address is bound to `kube-ipvs0`
+    /// or is one we want to bind (`claimed`); anything else in the IPVS
+    /// table belongs to someone else and is never touched.
+    pub async fn observe(&mut self, claimed: &BTreeSet<IpAddr>) -> Result<Observed> {
+        self.set_sysctls()?;
+        self.link_index = self.links.ensure_dummy(DUMMY_LINK).await?;
+        let mut observed = Observed {
+            addresses: self
+                .links
+                .addresses(self.link_index)
+                .await?
+                .into_iter()
+                .collect(),
+            ..Observed::default()
+        };
+        let services: Vec<_> = self
+            .ipvs
+            .services()
+            .await?
+            .into_iter()
+            .filter(|service| {
+                let key = VirtualServiceKey(service.key);
+                key.addr()
+                    .is_some_and(|a| observed.addresses.contains(&a) || claimed.contains(&a))
+            })
+            .collect();
+        let keys: Vec<_> = services.iter().map(|s| s.key).collect();
+        let destinations = self.ipvs.destinations_of(&keys).await;
+        for (service, destinations) in services.into_iter().zip(destinations) {
+            observed
+                .virtual_services
+                .insert(VirtualServiceKey(service.key), (service, destinations?));
+        }
+        self.read_sets(&mut observed).await?;
+        self.read_tables(&mut observed).await?;
+        Ok(observed)
+    }
+
+    /// Our ipsets and their kernel indexes, from one list dump.
+    async fn read_sets(&mut self, observed: &mut Observed) -> Result<()> {
+        let owned = owned_sets();
+        observed.sets.clear();
+        observed.set_indexes.clear();
+        for set in self.ipset.list_all().await? {
+            if owned.contains(&set.name) {
+                if let Some(index) = set.index {
+                    observed.set_indexes.insert(set.name.clone(), index);
+                }
+                observed.sets.insert(set.name.clone(), set);
+            }
+        }
+        Ok(())
+    }
+
+    /// Our `kube-ipvs` tables of both families: one chain dump and one rule
+    /// dump over all families, split by the family in each reply.
+    async fn read_tables(&mut self, observed: &mut Observed) -> Result<()> {
+        let chains = self.nft.chains(NfProto::Unspec, TABLE_NAME).await?;
+        let rules = self.nft.rules(NfProto::Unspec, TABLE_NAME).await?;
+        observed.tables.clear();
+        let mut tables: BTreeMap<IpFamily, ObservedTable> = BTreeMap::new();
+        for chain in chains {
+            if let Some(family) = family_of(&chain) {
+                tables.entry(family).or_default().chains.push(chain);
+            }
+        }
+        for rule in rules {
+            if let Some(family) = family_of(&rule) {
+                tables.entry(family).or_default().rules.push(rule);
+            }
+        }
+        observed.tables = tables;
+        Ok(())
+    }
+
+    /// Applies the plan in order. Consecutive IPVS changes and address
+    /// changes are pipelined. When a step fails, the later steps of the same
+    /// service port are skipped (its address stays unbound, so it is never
+    /// reachable half-built) and every other service goes on; when a
+    /// node-wide step (a set, a table) fails, no address is bound this time.
+    pub async fn apply(&mut self, plan: &Plan, observed: &mut Observed) -> ApplyReport {
+        let mut run = Run::default();
+        let steps = &plan.steps;
+        let mut i = 0;
+        while i < steps.len() {
+            let batch_end = batch_end(steps, i);
+            let batch: Vec<&Step> = steps[i..batch_end]
+                .iter()
+                .filter(|step| run.admit(step))
+                .collect();
+            i = batch_end;
+            if batch.is_empty() {
+                continue;
+            }
+            match &batch[0].action {
+                action if ipvs_change(action).is_some() => {
+                    let changes: Vec<IpvsChange> = batch
+                        .iter()
+                        .filter_map(|s| ipvs_change(&s.action))
+                        .collect();
+                    let outcomes = self.ipvs.apply(&changes).await;
+                    for (step, outcome) in batch.into_iter().zip(outcomes) {
+                        run.settle(step, outcome.or_else(benign(&step.action)), observed);
+                    }
+                }
+                Action::BindAddress(_) | Action::UnbindAddress(_) => {
+                    let ips: Vec<IpAddr> = batch
+                        .iter()
+                        .filter_map(|s| match s.action {
+                            Action::BindAddress(ip) | Action::UnbindAddress(ip) => Some(ip),
+                            _ => None,
+                        })
+                        .collect();
+                    let outcomes = match batch[0].action {
+                        Action::BindAddress(_) => {
+                            self.links.add_addresses(self.link_index, &ips).await
+                        }
+                        _ => self.links.del_addresses(self.link_index, &ips).await,
+                    };
+                    for (step, outcome) in batch.into_iter().zip(outcomes) {
+                        run.settle(step, outcome, observed);
+                    }
+                }
+                _ => {
+                    for step in batch {
+                        let outcome = self.apply_one(&step.action, observed).await;
+                        run.settle(step, outcome, observed);
+                    }
+                }
+            }
+        }
+        run.report
+    }
+
+    async fn apply_one(
+        &mut self,
+        action: &Action,
+        observed: &mut Observed,
+    ) -> kipvs_netlink::Result<()> {
+        match action {
+            Action::CreateSet {
+                name,
+                set_type,
+                family,
+                options,
+            } => {
+                self.ipset.create(name, set_type, *family, options).await?;
+                self.read_sets(observed).await.map_err(into_kernel)?;
+                Ok(())
+            }
+            Action::ReplaceTable { messages, .. } => {
+                self.nft.apply(messages.clone()).await?;
+                self.read_tables(observed).await.map_err(into_kernel)?;
+                Ok(())
+            }
+            Action::AddSetEntries { set, entries } => self.ipset.add(set, entries).await,
+            Action::DeleteSetEntries { set, entries } => self.ipset.del(set, entries).await,
+            other => unreachable!("batched elsewhere: {other:?}"),
+        }
+    }
+
+    /// Removes everything kube-ipvs created, and nothing else: its
+    /// nf_tables tables, the IPVS services on `kube-ipvs0`'s addresses, the
+    /// link itself, then its ipsets (once no rule references them).
+    pub async fn cleanup(&mut self) -> Result<CleanupReport> {
+        let mut report = CleanupReport::default();
+        let mut observed = Observed::default();
+        self.read_tables(&mut observed).await?;
+        for family in observed.tables.keys() {
+            self.nft
+                .apply(vec![del_table(family.nf_proto(), TABLE_NAME)])
+                .await?;
+            report.tables += 1;
+        }
+        let addresses: BTreeSet<IpAddr> = self
+            .links
+            .addresses(self.link_index)
+            .await?
+            .into_iter()
+            .collect();
+        let ours: Vec<IpvsChange> = self
+            .ipvs
+            .services()
+            .await?
+            .into_iter()
+            .filter(|s| {
+                VirtualServiceKey(s.key)
+                    .addr()
+                    .is_some_and(|a| addresses.contains(&a))
+            })
+            .map(|s| IpvsChange::DeleteService(s.key))
+            .collect();
+        for outcome in self.ipvs.apply(&ours).await {
+            outcome.or_else(|e| {
+                if e.class() == ErrorClass::NotFound {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })?;
+            report.virtual_services += 1;
+        }
+        self.links.delete_link(self.link_index).await?;
+        self.read_sets(&mut observed).await?;
+        for name in observed.sets.keys() {
+            self.ipset.destroy(name).await?;
+            report.sets += 1;
+        }
+        Ok(report)
+    }
+}
+
+/// What `--cleanup` removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CleanupReport {
+    pub tables: usize,
+    pub virtual_services: usize,
+    pub sets: usize,
+}
+
+/// Bookkeeping of one `apply`: which owners failed, what to skip.
+#[derive(Default)]
+struct Run {
+    report: ApplyReport,
+    node_failed: bool,
+}
+
+impl Run {
+    fn admit(&mut self, step: &Step) -> bool {
+        let blocked = step
+            .owner
+            .as_ref()
+            .is_some_and(|o| self.report.failed_owners.contains(o))
+            || (self.node_failed && matches!(step.action, Action::BindAddress(_)));
+        if blocked {
+            self.report.skipped += 1;
+            debug!(owner = ?step.owner.as_ref().map(ToString::to_string), action = ?step.action, "skipped after an earlier failure");
+        }
+        !blocked
+    }
+
+    fn settle(&mut self, step: &Step, outcome: kipvs_netlink::Result<()>, observed: &mut Observed) {
+        match outcome {
+            Ok(()) => {
+                self.report.applied += 1;
+                if matches!(step.action, Action::CreateSet { .. }) {
+                    self.report.created_sets = true;
+                }
+                record(observed, &step.action);
+            }
+            Err(error) => {
+                self.report.failed += 1;
+                match &step.owner {
+                    Some(owner) => {
+                        warn!(service = %owner, step = %describe(&step.action), %error, "failed; the service is retried on the next sync");
+                        self.report.failed_owners.insert(owner.clone());
+                    }
+                    None => {
+                        warn!(step = %describe(&step.action), %error, "failed; no address is bound until it succeeds");
+                        self.node_failed = true;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The end of the run of steps starting at `start` that go out together.
+fn batch_end(steps: &[Step], start: usize) -> usize {
+    let kind = |action: &Action| match action {
+        a if ipvs_change(a).is_some() => 1,
+        Action::BindAddress(_) => 2,
+        Action::UnbindAddress(_) => 3,
+        _ => 0,
+    };
+    let first = kind(&steps[start].action);
+    if first == 0 {
+        return start + 1;
+    }
+    start
+        + steps[start..]
+            .iter()
+            .take_while(|s| kind(&s.action) == first)
+            .count()
+}
+
+fn ipvs_change(action: &Action) -> Option<IpvsChange> {
+    Some(match action {
+        Action::AddService(s) => IpvsChange::AddService(s.clone()),
+        Action::UpdateService(s) => IpvsChange::UpdateService(s.clone()),
+        Action::DeleteService(k) => IpvsChange::DeleteService(*k),
+        Action::AddDestination(k, d) => IpvsChange::AddDestination(*k, d.clone()),
+        Action::UpdateDestination(k, d) => IpvsChange::UpdateDestination(*k, d.clone()),
+        Action::DeleteDestination(k, a, p) => IpvsChange::DeleteDestination(*k, *a, *p),
+        _ => return None,
+    })
+}
+
+/// The kernel already being in the state a step asks for is success: an
+/// add that finds the object (it was made outside our cache's knowledge),
+/// a delete that does not.
+fn benign(action: &Action) -> impl Fn(kipvs_netlink::Error) -> kipvs_netlink::Result<()> + '_ {
+    move |error| {
+        let add = matches!(action, Action::AddService(_) | Action::AddDestination(..));
+        let delete = matches!(
+            action,
+            Action::DeleteService(_) | Action::DeleteDestination(..)
+        );
+        match error.class() {
+            ErrorClass::AlreadyExists if add => Ok(()),
+            ErrorClass::NotFound if delete => Ok(()),
+            _ => Err(error),
+        }
+    }
+}
+
+fn family_of(message: &NftMessage) -> Option<IpFamily> {
+    match (&message.body, message.header.family) {
+        (NftBody::NewChain(_) | NftBody::NewRule(_), NfProto::Ipv4) => Some(IpFamily::V4),
+        (NftBody::NewChain(_) | NftBody::NewRule(_), NfProto::Ipv6) => Some(IpFamily::V6),
+        _ => None,
+    }
+}
+
+fn into_kernel(error: crate::RuntimeError) -> kipvs_netlink::Error {
+    match error {
+        crate::RuntimeError::Kernel(e) => e,
+        other => kipvs_netlink::Error::Unexpected {
+            family: kipvs_netlink::Family::Ipset,
+            kind: "re-read",
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// A short human description of a step for log lines.
+pub fn describe(action: &Action) -> String {
+    match action {
+        Action::CreateSet { name, .. } => format!("create set {name}"),
+        Action::ReplaceTable { family, .. } => format!("install table {family:?} {TABLE_NAME}"),
+        Action::AddService(s) => format!("add virtual service {:?}", s.key),
+        Action::UpdateService(s) => format!("update virtual service {:?}", s.key),
+        Action::DeleteService(k) => format!("delete virtual service {k:?}"),
+        Action::AddDestination(k, d) => format!("add real server {}:{} to {k:?}", d.addr, d.port),
+        Action::UpdateDestination(k, d) => {
+            format!("update real server {}:{} of {k:?}", d.addr, d.port)
+        }
+        Action::DeleteDestination(k, a, p) => format!("delete real server {a}:{p} of {k:?}"),
+        Action::AddSetEntries { set, entries } => format!("add {} entries to {set}", entries.len()),
+        Action::DeleteSetEntries { set, entries } => {
+            format!("delete {} entries from {set}", entries.len())
+        }
+        Action::BindAddress(ip) => format!("bind {ip} to {DUMMY_LINK}"),
+        Action::UnbindAddress(ip) => format!("unbind {ip} from {DUMMY_LINK}"),
+    }
+}
