@@ -3,9 +3,10 @@
 #   unit      cargo test of the default members (crates/*): no root, no IPVS
 #   e2e       the integration tests, all in one VM booting Debian's kernel
 #   test      setup, unit, e2e, stopping at the first failure
+#   demo      run kube-ipvs on the example cluster (examples/) in the VM, with real traffic
 #   fixtures  recapture the golden netlink fixtures from the real tools (VM)
 
-.PHONY: setup unit e2e test fixtures
+.PHONY: setup unit e2e test demo fixtures
 
 setup:
 	hack/setup.sh
@@ -17,6 +18,9 @@ e2e: setup
 	hack/vm/run-suite.sh
 
 test: setup unit e2e
+
+demo: setup
+	hack/demo.sh
 
 fixtures: setup
 	hack/capture-fixtures.sh
