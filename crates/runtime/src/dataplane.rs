@@ -1,13 +1,10 @@
 //! The kernel as the sync loop sees it: read back what kube-ipvs owns, and
 //! apply plans step by step with failures isolated per service.
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    net::IpAddr,
-};
+use std::{collections::BTreeSet, net::IpAddr};
 
 use kipvs_netlink::{set_sysctl, Counters, ErrorClass, Ipset, Ipvs, IpvsChange, Links, NfTables};
-use kipvs_packet_nftables::{del_table, NfProto, NftBody, NftMessage};
+use kipvs_packet_nftables::del_table;
 use kipvs_planner::{
     Action, IpFamily, Observed, ObservedTable, Plan, ServicePortName, SetRole, Step,
     VirtualServiceKey, TABLE_NAME,
@@ -155,24 +152,22 @@ impl Dataplane {
         Ok(())
     }
 
-    /// Our `kube-ipvs` tables of both families: one chain dump and one rule
-    /// dump over all families, split by the family in each reply.
+    /// Our `kube-ipvs` tables: a chain dump and a rule dump per family.
+    /// (One dump over both families does not work for rules: with a table
+    /// name, the kernel's rule dump stops after the first table of that
+    /// name, `nf_tables_dump_rules()` in 6.1.)
     async fn read_tables(&mut self, observed: &mut Observed) -> Result<()> {
-        let chains = self.nft.chains(NfProto::Unspec, TABLE_NAME).await?;
-        let rules = self.nft.rules(NfProto::Unspec, TABLE_NAME).await?;
         observed.tables.clear();
-        let mut tables: BTreeMap<IpFamily, ObservedTable> = BTreeMap::new();
-        for chain in chains {
-            if let Some(family) = family_of(&chain) {
-                tables.entry(family).or_default().chains.push(chain);
+        for family in IpFamily::ALL {
+            let chains = self.nft.chains(family.nf_proto(), TABLE_NAME).await?;
+            if chains.is_empty() {
+                continue;
             }
+            let rules = self.nft.rules(family.nf_proto(), TABLE_NAME).await?;
+            observed
+                .tables
+                .insert(family, ObservedTable { chains, rules });
         }
-        for rule in rules {
-            if let Some(family) = family_of(&rule) {
-                tables.entry(family).or_default().rules.push(rule);
-            }
-        }
-        observed.tables = tables;
         Ok(())
     }
 
@@ -414,14 +409,6 @@ fn benign(action: &Action) -> impl Fn(kipvs_netlink::Error) -> kipvs_netlink::Re
             ErrorClass::NotFound if delete => Ok(()),
             _ => Err(error),
         }
-    }
-}
-
-fn family_of(message: &NftMessage) -> Option<IpFamily> {
-    match (&message.body, message.header.family) {
-        (NftBody::NewChain(_) | NftBody::NewRule(_), NfProto::Ipv4) => Some(IpFamily::V4),
-        (NftBody::NewChain(_) | NftBody::NewRule(_), NfProto::Ipv6) => Some(IpFamily::V6),
-        _ => None,
     }
 }
 

@@ -151,6 +151,9 @@ impl Syncer {
             if plan.steps.is_empty() {
                 break;
             }
+            for step in &plan.steps {
+                debug!(%step, "planned");
+            }
             let report = self.dataplane.apply(&plan, observed).await;
             steps += plan.steps.len();
             failed += report.failed;
