@@ -73,3 +73,118 @@ pub fn record(observed: &mut Observed, action: &Action) {
 fn same_destination(a: &Destination, b: &Destination) -> bool {
     (a.addr, a.port) == (b.addr, b.port)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use kipvs_packet_ipset::{Entry, SetInfo};
+    use kipvs_packet_ipvs::{Protocol, Service, ServiceKey};
+    use kipvs_planner::plan;
+
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn key() -> ServiceKey {
+        ServiceKey::Tuple {
+            addr: ip("10.96.0.10"),
+            protocol: Protocol::Tcp,
+            port: 80,
+        }
+    }
+
+    #[test]
+    fn recorded_ipvs_and_address_steps_show_in_the_cache() {
+        let mut observed = Observed::default();
+        record(
+            &mut observed,
+            &Action::AddService(Service::new(key(), "rr")),
+        );
+        record(
+            &mut observed,
+            &Action::AddDestination(key(), Destination::new(ip("10.244.1.2"), 8080)),
+        );
+        record(
+            &mut observed,
+            &Action::AddDestination(key(), Destination::new(ip("10.244.1.3"), 8080)),
+        );
+        let mut drained = Destination::new(ip("10.244.1.2"), 8080);
+        drained.weight = 0;
+        record(
+            &mut observed,
+            &Action::UpdateDestination(key(), drained.clone()),
+        );
+        record(
+            &mut observed,
+            &Action::DeleteDestination(key(), ip("10.244.1.3"), 8080),
+        );
+        record(&mut observed, &Action::BindAddress(ip("10.96.0.10")));
+        let (service, destinations) = &observed.virtual_services[&VirtualServiceKey(key())];
+        assert_eq!(service.scheduler, "rr");
+        assert_eq!(destinations, &vec![drained]);
+        assert!(observed.addresses.contains(&ip("10.96.0.10")));
+
+        let mut sh = Service::new(key(), "sh");
+        sh.timeout = 5;
+        record(&mut observed, &Action::UpdateService(sh.clone()));
+        assert_eq!(observed.virtual_services[&VirtualServiceKey(key())].0, sh);
+        record(&mut observed, &Action::DeleteService(key()));
+        record(&mut observed, &Action::UnbindAddress(ip("10.96.0.10")));
+        assert_eq!(observed, Observed::default());
+    }
+
+    #[test]
+    fn set_entries_are_matched_without_their_comments() {
+        let mut observed = Observed::default();
+        observed
+            .sets
+            .insert("KUBE-CLUSTER-IP".into(), SetInfo::default());
+        let entry = Entry::ip_port(ip("10.96.0.10"), 6, 80).with_comment("default/web:http");
+        let add = Action::AddSetEntries {
+            set: "KUBE-CLUSTER-IP".into(),
+            entries: vec![entry.clone()],
+        };
+        record(&mut observed, &add);
+        record(&mut observed, &add);
+        assert_eq!(observed.sets["KUBE-CLUSTER-IP"].entries, vec![entry]);
+        let del = Action::DeleteSetEntries {
+            set: "KUBE-CLUSTER-IP".into(),
+            entries: vec![Entry::ip_port(ip("10.96.0.10"), 6, 80)],
+        };
+        record(&mut observed, &del);
+        assert!(observed.sets["KUBE-CLUSTER-IP"].entries.is_empty());
+    }
+
+    #[test]
+    fn after_recording_a_plan_the_same_desired_state_plans_nothing_more() {
+        // Desired: one virtual service with one real server and its address;
+        // sets and tables are left out (re-read from the kernel instead).
+        let mut desired =
+            kipvs_planner::desired(&[], &[], &kipvs_planner::NodeConfig::new("node-a"));
+        desired.sets.clear();
+        desired.tables.clear();
+        let mut service = kipvs_planner::DesiredVirtualService {
+            owner: kipvs_planner::ServicePortName::new("default", "web", "http"),
+            service: Service::new(key(), "rr"),
+            destinations: Default::default(),
+        };
+        service.destinations.insert(
+            (ip("10.244.1.2"), 8080),
+            Destination::new(ip("10.244.1.2"), 8080),
+        );
+        desired
+            .virtual_services
+            .insert(VirtualServiceKey(key()), service);
+        desired.addresses.insert(ip("10.96.0.10"));
+        let mut observed = Observed::default();
+        let first = plan(&desired, &observed);
+        assert!(!first.steps.is_empty());
+        for step in &first.steps {
+            record(&mut observed, &step.action);
+        }
+        assert!(plan(&desired, &observed).steps.is_empty());
+    }
+}
