@@ -60,26 +60,24 @@ pub struct Dataplane {
     nft: NfTables,
     links: Links,
     counters: Counters,
-    link_index: u32,
+    /// `kube-ipvs0`'s index, known once [`Dataplane::observe`] made sure
+    /// the link exists.
+    link_index: Option<u32>,
 }
 
 impl Dataplane {
-    /// Opens every client, sets the sysctls and makes sure `kube-ipvs0`
-    /// exists. Fails when IPVS is missing.
+    /// Opens every client; changes nothing in the kernel (the first
+    /// [`Dataplane::observe`] creates `kube-ipvs0` and sets the sysctls).
+    /// Fails when IPVS is missing.
     pub async fn open(counters: Counters) -> Result<Dataplane> {
-        let ipvs = Ipvs::open(counters.clone()).await?;
-        let mut links = Links::open(counters.clone())?;
-        let link_index = links.ensure_dummy(DUMMY_LINK).await?;
-        let dataplane = Dataplane {
-            ipvs,
+        Ok(Dataplane {
+            ipvs: Ipvs::open(counters.clone()).await?,
             ipset: Ipset::open(counters.clone())?,
             nft: NfTables::open(counters.clone())?,
-            links,
+            links: Links::open(counters.clone())?,
             counters,
-            link_index,
-        };
-        dataplane.set_sysctls()?;
-        Ok(dataplane)
+            link_index: None,
+        })
     }
 
     pub fn counters(&self) -> &Counters {
@@ -103,11 +101,12 @@ impl Dataplane {
     /// table belongs to someone else and is never touched.
     pub async fn observe(&mut self, claimed: &BTreeSet<IpAddr>) -> Result<Observed> {
         self.set_sysctls()?;
-        self.link_index = self.links.ensure_dummy(DUMMY_LINK).await?;
+        let link_index = self.links.ensure_dummy(DUMMY_LINK).await?;
+        self.link_index = Some(link_index);
         let mut observed = Observed {
             addresses: self
                 .links
-                .addresses(self.link_index)
+                .addresses(link_index)
                 .await?
                 .into_iter()
                 .collect(),
@@ -209,11 +208,13 @@ impl Dataplane {
                             _ => None,
                         })
                         .collect();
-                    let outcomes = match batch[0].action {
-                        Action::BindAddress(_) => {
-                            self.links.add_addresses(self.link_index, &ips).await
+                    let outcomes = match (self.link_index, &batch[0].action) {
+                        (Some(index), Action::BindAddress(_)) => {
+                            self.links.add_addresses(index, &ips).await
                         }
-                        _ => self.links.del_addresses(self.link_index, &ips).await,
+                        (Some(index), _) => self.links.del_addresses(index, &ips).await,
+                        // Only if a plan were applied before observe().
+                        (None, _) => ips.iter().map(|_| Err(no_link())).collect(),
                     };
                     for (step, outcome) in batch.into_iter().zip(outcomes) {
                         run.settle(step, outcome, observed);
@@ -270,12 +271,12 @@ impl Dataplane {
                 .await?;
             report.tables += 1;
         }
-        let addresses: BTreeSet<IpAddr> = self
-            .links
-            .addresses(self.link_index)
-            .await?
-            .into_iter()
-            .collect();
+        // Without kube-ipvs0 no IPVS service is ours.
+        let link_index = self.links.link_index(DUMMY_LINK).await?;
+        let addresses: BTreeSet<IpAddr> = match link_index {
+            Some(index) => self.links.addresses(index).await?.into_iter().collect(),
+            None => BTreeSet::new(),
+        };
         let ours: Vec<IpvsChange> = self
             .ipvs
             .services()
@@ -298,7 +299,9 @@ impl Dataplane {
             })?;
             report.virtual_services += 1;
         }
-        self.links.delete_link(self.link_index).await?;
+        if let Some(index) = link_index {
+            self.links.delete_link(index).await?;
+        }
         self.read_sets(&mut observed).await?;
         for name in observed.sets.keys() {
             self.ipset.destroy(name).await?;
@@ -360,6 +363,14 @@ impl Run {
                 }
             }
         }
+    }
+}
+
+fn no_link() -> kipvs_netlink::Error {
+    kipvs_netlink::Error::Unexpected {
+        family: kipvs_netlink::Family::Route,
+        kind: "NEWADDR",
+        detail: format!("{DUMMY_LINK} has not been looked up yet"),
     }
 }
 
