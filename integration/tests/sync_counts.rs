@@ -1,0 +1,546 @@
+//! The message counts issue 3 requires of the sync loop, asserted through
+//! the kernel layer's counters against a real kernel (in the VM): the
+//! runtime's `Syncer` driven in-process inside a node namespace with
+//! cluster snapshots built in code.
+//!
+//! - a sync with no change writes nothing; a full resync only reads;
+//! - one endpoint added or removed costs the same few messages with 10 or
+//!   200 services;
+//! - a full resync reads each kind of object with one dump (real servers:
+//!   one dump per owned virtual service; nf_tables chains and rules: one
+//!   dump per owned table);
+//! - a service the kernel refuses fails alone, is reported, and is retried
+//!   on the next sync while every other service converges.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use k8s_openapi::api::{core::v1::Service, discovery::v1::EndpointSlice};
+use kipvs_cluster::Snapshot;
+use kipvs_integration::TestNetns;
+use kipvs_netlink::{Counters, CountersSnapshot, Family};
+use kipvs_planner::NodeConfig;
+use kipvs_runtime::{SyncConfig, SyncOutcome, Syncer};
+use serde_json::json;
+
+const NODE: &str = "node-a";
+
+/// Service `i`'s cluster IP: 10.96.1.1, 10.96.1.2, …
+fn cluster_ip(i: usize) -> String {
+    format!("10.96.{}.{}", 1 + i / 250, i % 250 + 1)
+}
+
+/// Service `i`'s own (remote) endpoint: 10.244.2.1, …
+fn endpoint_ip(i: usize) -> String {
+    format!("10.244.{}.{}", 2 + i / 250, i % 250 + 1)
+}
+
+fn service(name: &str, ip: &str) -> Arc<Service> {
+    Arc::new(
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"type": "ClusterIP", "clusterIP": ip, "clusterIPs": [ip],
+                     "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080}]}
+        }))
+        .unwrap(),
+    )
+}
+
+/// A slice for `service` with ready endpoints `(address, node name)`.
+fn slice(service: &str, endpoints: &[(String, &str)]) -> Arc<EndpointSlice> {
+    let endpoints: Vec<_> = endpoints
+        .iter()
+        .map(|(addr, node)| json!({"addresses": [addr], "conditions": {"ready": true}, "nodeName": node}))
+        .collect();
+    Arc::new(
+        serde_json::from_value(json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": format!("{service}-abcde"), "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": service}},
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            "endpoints": endpoints
+        }))
+        .unwrap(),
+    )
+}
+
+/// `n` services `svc-<i>`, each with one remote endpoint; `extra` adds
+/// endpoints to service 0.
+fn cluster(n: usize, extra: &[(String, &'static str)]) -> Arc<Snapshot> {
+    let mut services = Vec::new();
+    let mut slices = Vec::new();
+    for i in 0..n {
+        let name = format!("svc-{i}");
+        services.push(service(&name, &cluster_ip(i)));
+        let mut endpoints = vec![(endpoint_ip(i), "node-b")];
+        if i == 0 {
+            endpoints.extend(extra.iter().cloned());
+        }
+        slices.push(slice(&name, &endpoints));
+    }
+    Arc::new(Snapshot::new(services, slices, None))
+}
+
+fn config() -> SyncConfig {
+    SyncConfig {
+        node: NodeConfig {
+            node_name: NODE.to_owned(),
+            cluster_cidrs: vec!["10.244.0.0/16".parse().unwrap()],
+            masquerade_all: false,
+            scheduler: "rr".to_owned(),
+        },
+        sync_period: Duration::from_secs(30),
+        min_sync_period: Duration::ZERO,
+    }
+}
+
+/// Messages sent, as "family KIND" → count, zero counts left out.
+fn sent(messages: &CountersSnapshot) -> BTreeMap<String, u64> {
+    messages
+        .messages
+        .iter()
+        .filter(|(_, c)| c.sent > 0)
+        .map(|((family, kind), c)| (format!("{family} {kind}"), c.sent))
+        .collect()
+}
+
+fn counts(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+/// Every kind that changes kernel state.
+const WRITES: &[(Family, &str)] = &[
+    (Family::Ipvs, "NEW_SERVICE"),
+    (Family::Ipvs, "SET_SERVICE"),
+    (Family::Ipvs, "DEL_SERVICE"),
+    (Family::Ipvs, "NEW_DEST"),
+    (Family::Ipvs, "SET_DEST"),
+    (Family::Ipvs, "DEL_DEST"),
+    (Family::Ipvs, "FLUSH"),
+    (Family::Ipset, "CREATE"),
+    (Family::Ipset, "DESTROY"),
+    (Family::Ipset, "FLUSH"),
+    (Family::Ipset, "ADD"),
+    (Family::Ipset, "DEL"),
+    (Family::Ipset, "SWAP"),
+    (Family::Ipset, "RENAME"),
+    (Family::NfTables, "NEWTABLE"),
+    (Family::NfTables, "DELTABLE"),
+    (Family::NfTables, "NEWCHAIN"),
+    (Family::NfTables, "DELCHAIN"),
+    (Family::NfTables, "NEWRULE"),
+    (Family::NfTables, "DELRULE"),
+    (Family::NfTables, "BATCH_BEGIN"),
+    (Family::NfTables, "BATCH_END"),
+    (Family::Route, "NEWLINK"),
+    (Family::Route, "DELLINK"),
+    (Family::Route, "SETLINK"),
+    (Family::Route, "NEWADDR"),
+    (Family::Route, "DELADDR"),
+];
+
+/// The dumps a full resync may send (the link look-up included: observe
+/// re-finds kube-ipvs0 in case it was deleted).
+const READS: &[&str] = &[
+    "ipvs GET_SERVICE",
+    "ipvs GET_DEST",
+    "ipset LIST",
+    "route GETLINK",
+    "route GETADDR",
+    "nftables GETCHAIN",
+    "nftables GETRULE",
+];
+
+fn assert_only_reads(outcome: &SyncOutcome, context: &str) {
+    for (family, kind) in WRITES {
+        assert_eq!(
+            outcome.messages.sent(*family, kind),
+            0,
+            "{context}: {family} {kind} sent\n{}",
+            outcome.messages
+        );
+    }
+    for kind in sent(&outcome.messages).keys() {
+        assert!(
+            READS.contains(&kind.as_str()),
+            "{context}: unexpected {kind}\n{}",
+            outcome.messages
+        );
+    }
+}
+
+fn ipvs_lines(netns: &TestNetns) -> Vec<String> {
+    let mut lines: Vec<String> = netns
+        .exec(&["ipvsadm", "-Ln"])
+        .lines()
+        .skip(3)
+        .map(|l| l.split_whitespace().take(4).collect::<Vec<_>>().join(" "))
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn bound_addresses(netns: &TestNetns) -> Vec<String> {
+    addresses_in(&netns.exec(&["ip", "-o", "-4", "addr", "show", "dev", "kube-ipvs0"]))
+}
+
+#[test]
+fn a_sync_with_no_change_writes_nothing() {
+    const N: usize = 20;
+    let netns = TestNetns::new("noop");
+    let snapshot = cluster(N, &[]);
+    let (first, again, resync) = netns.run(move || async move {
+        let mut syncer = Syncer::open(config(), Counters::default()).await.unwrap();
+        let first = syncer.sync(&snapshot, true).await.unwrap();
+        let again = syncer.sync(&snapshot, false).await.unwrap();
+        if again.steps > 0 {
+            print_table_difference(&snapshot).await;
+        }
+        let resync = syncer.sync(&snapshot, true).await.unwrap();
+        (first, again, resync)
+    });
+    println!(
+        "first sync ({N} services): steps {}, sent {:?}",
+        first.steps,
+        sent(&first.messages)
+    );
+    assert_eq!(first.failed, 0);
+    assert!(first.steps > 0);
+    assert_eq!(first.messages.sent(Family::Ipvs, "NEW_SERVICE"), N as u64);
+    assert_eq!(first.messages.sent(Family::Ipvs, "NEW_DEST"), N as u64);
+
+    assert_eq!((again.steps, again.failed), (0, 0));
+    assert_eq!(
+        again.messages.sent_all(),
+        0,
+        "a no-op sync sent:\n{}",
+        again.messages
+    );
+
+    println!(
+        "full resync without change: sent {:?}",
+        sent(&resync.messages)
+    );
+    assert_eq!((resync.steps, resync.failed), (0, 0));
+    assert!(resync.full);
+    assert_only_reads(&resync, "full resync without change");
+    // The kernel still holds everything.
+    let lines = ipvs_lines(&netns);
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("TCP ")).count(),
+        N,
+        "{lines:#?}"
+    );
+}
+
+/// An operator tool run from inside [`TestNetns::run`] (the thread is in
+/// the namespace, so the tool is too).
+fn here(argv: &[&str]) -> String {
+    let out = std::process::Command::new(argv[0])
+        .args(&argv[1..])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{argv:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn ipvsadm_here() -> String {
+    here(&["ipvsadm", "-Ln"])
+}
+
+/// The IPv4 addresses on kube-ipvs0, sorted.
+fn addresses_in(text: &str) -> Vec<String> {
+    let mut addrs: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3).map(str::to_owned))
+        .collect();
+    addrs.sort();
+    addrs
+}
+
+/// Diagnostics for a sync that should have planned nothing: each family's
+/// table as planned and as the kernel dumps it.
+async fn print_table_difference(snapshot: &Snapshot) {
+    use kipvs_netlink::{Ipset, NfTables};
+    let desired = kipvs_planner::desired(
+        &snapshot.services,
+        &snapshot.endpoint_slices,
+        &config().node,
+    );
+    let mut ipset = Ipset::open(Counters::default()).unwrap();
+    let mut indexes = BTreeMap::new();
+    for name in desired.sets.keys() {
+        indexes.insert(name.clone(), ipset.index(name).await.unwrap());
+    }
+    let mut nft = NfTables::open(Counters::default()).unwrap();
+    for table in &desired.tables {
+        let proto = table.nf_proto();
+        println!("== {proto:?} table as planned:");
+        for message in table.contents(&indexes).unwrap() {
+            println!("{message:?}");
+        }
+        println!("== {proto:?} table as dumped:");
+        for message in nft.chains(proto, "kube-ipvs").await.unwrap() {
+            println!("{message:?}");
+        }
+        for message in nft.rules(proto, "kube-ipvs").await.unwrap() {
+            println!("{message:?}");
+        }
+    }
+}
+
+/// Adds one local endpoint to service 0 of `n` services and removes it
+/// again; returns what each of the two syncs sent.
+fn endpoint_change_cost(n: usize) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
+    let netns = TestNetns::new(&format!("cost{n}"));
+    let base = cluster(n, &[]);
+    let added = cluster(n, &[("10.244.1.77".to_owned(), NODE)]);
+    let (first, idle, add, with_endpoint, remove) = netns.run(move || async move {
+        let mut syncer = Syncer::open(config(), Counters::default()).await.unwrap();
+        let first = syncer.sync(&base, true).await.unwrap();
+        let idle = syncer.sync(&base, false).await.unwrap();
+        let add = syncer.sync(&added, false).await.unwrap();
+        let with_endpoint = ipvsadm_here();
+        let remove = syncer.sync(&base, false).await.unwrap();
+        (first, idle, add, with_endpoint, remove)
+    });
+    assert_eq!(first.failed, 0);
+    assert_eq!(first.messages.sent(Family::Ipvs, "NEW_SERVICE"), n as u64);
+    assert_eq!(idle.messages.sent_all(), 0, "{}", idle.messages);
+    assert_eq!((add.failed, remove.failed), (0, 0));
+    assert!(
+        with_endpoint.contains("10.244.1.77:8080"),
+        "{with_endpoint}"
+    );
+    let after = ipvs_lines(&netns);
+    assert!(
+        !after.iter().any(|l| l.contains("10.244.1.77")),
+        "{after:#?}"
+    );
+    assert_eq!(after.iter().filter(|l| l.starts_with("TCP ")).count(), n);
+    let loop_back = netns.exec(&["ipset", "list", "KUBE-LOOP-BACK"]);
+    assert!(!loop_back.contains("10.244.1.77"), "{loop_back}");
+    (sent(&add.messages), sent(&remove.messages))
+}
+
+#[test]
+fn one_endpoint_change_costs_a_constant_number_of_messages() {
+    let (add_10, remove_10) = endpoint_change_cost(10);
+    let (add_200, remove_200) = endpoint_change_cost(200);
+    println!("add one local endpoint: 10 services {add_10:?}, 200 services {add_200:?}");
+    println!("remove it: 10 services {remove_10:?}, 200 services {remove_200:?}");
+    assert_eq!(add_10, add_200);
+    assert_eq!(remove_10, remove_200);
+    // The real server, and its KUBE-LOOP-BACK entry (the endpoint is local).
+    assert_eq!(add_10, counts(&[("ipvs NEW_DEST", 1), ("ipset ADD", 1)]));
+    assert_eq!(remove_10, counts(&[("ipvs DEL_DEST", 1), ("ipset DEL", 1)]));
+}
+
+#[test]
+fn a_full_resync_reads_each_kind_once() {
+    const N: usize = 12;
+    let netns = TestNetns::new("reads");
+    // Someone else's virtual service: not ours, so never dumped per real
+    // server, and left alone.
+    netns.exec(&["ipvsadm", "-A", "-t", "192.0.2.1:80", "-s", "rr"]);
+    netns.exec(&[
+        "ipvsadm",
+        "-a",
+        "-t",
+        "192.0.2.1:80",
+        "-r",
+        "192.0.2.9:80",
+        "-m",
+    ]);
+    let snapshot = cluster(N, &[]);
+    let (first, resync) = netns.run(move || async move {
+        let mut syncer = Syncer::open(config(), Counters::default()).await.unwrap();
+        let first = syncer.sync(&snapshot, true).await.unwrap();
+        let resync = syncer.sync(&snapshot, true).await.unwrap();
+        (first, resync)
+    });
+    assert_eq!(first.failed, 0);
+    println!(
+        "full resync of {N} services: sent {:?}",
+        sent(&resync.messages)
+    );
+    let m = &resync.messages;
+    assert_eq!(m.sent(Family::Ipvs, "GET_SERVICE"), 1, "{m}");
+    assert_eq!(m.sent(Family::Ipvs, "GET_DEST"), N as u64, "{m}");
+    assert_eq!(m.sent(Family::Ipset, "LIST"), 1, "{m}");
+    assert_eq!(m.sent(Family::Route, "GETADDR"), 1, "{m}");
+    // nf_tables: one chain dump and one rule dump per table kube-ipvs owns
+    // (`ip kube-ipvs` and `ip6 kube-ipvs`; the runtime dumps each family
+    // on its own, see Dataplane::read_tables).
+    assert_eq!(m.sent(Family::NfTables, "GETCHAIN"), 2, "{m}");
+    assert_eq!(m.sent(Family::NfTables, "GETRULE"), 2, "{m}");
+    assert_only_reads(&resync, "full resync");
+    // The real-server dumps are pipelined: fewer sendmsg calls than dumps.
+    println!(
+        "ipvs sendmsg calls in the resync: {}",
+        m.sendmsg(Family::Ipvs)
+    );
+    let lines = ipvs_lines(&netns);
+    assert!(
+        lines.contains(&"TCP 192.0.2.1:80 rr".to_owned()),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.contains(&"-> 192.0.2.9:80 Masq 1".to_owned()),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn a_failure_on_one_service_does_not_stop_the_others() {
+    const N: usize = 5;
+    let netns = TestNetns::new("failure");
+    // Service "bad" lists a multicast endpoint: the kernel refuses it as a
+    // real server (ip_vs_ctl.c ip_vs_new_dest: an IPv4 destination must be
+    // RTN_LOCAL or RTN_UNICAST, else -EINVAL), while the planner has no
+    // reason to reject a well-formed IPv4 address.
+    let with = |bad_endpoint: &str| {
+        let base = cluster(N, &[]);
+        let mut services = base.services.clone();
+        let mut slices = base.endpoint_slices.clone();
+        services.push(service("bad", "10.96.9.9"));
+        slices.push(slice(
+            "bad",
+            &[
+                ("10.244.9.1".to_owned(), "node-b"),
+                (bad_endpoint.to_owned(), "node-b"),
+            ],
+        ));
+        Arc::new(Snapshot::new(services, slices, None))
+    };
+    let broken = with("224.0.0.5");
+    let fixed = with("10.244.9.2");
+    let (first, retry, resync, state, repaired) = netns.run(move || async move {
+        let mut syncer = Syncer::open(config(), Counters::default()).await.unwrap();
+        let first = syncer.sync(&broken, true).await.unwrap();
+        let retry = syncer.sync(&broken, false).await.unwrap();
+        let resync = syncer.sync(&broken, true).await.unwrap();
+        let state = (
+            ipvsadm_here(),
+            here(&["ip", "-o", "-4", "addr", "show", "dev", "kube-ipvs0"]),
+            here(&["ipset", "list", "KUBE-CLUSTER-IP"]),
+        );
+        let repaired = syncer.sync(&fixed, false).await.unwrap();
+        (first, retry, resync, state, repaired)
+    });
+    let (state, state_addresses, state_set) = state;
+    println!(
+        "first sync: steps {} failed {} sent {:?}",
+        first.steps,
+        first.failed,
+        sent(&first.messages)
+    );
+    println!(
+        "retry: steps {} failed {} sent {:?}",
+        retry.steps,
+        retry.failed,
+        sent(&retry.messages)
+    );
+    println!(
+        "full resync: steps {} failed {} sent {:?}",
+        resync.steps,
+        resync.failed,
+        sent(&resync.messages)
+    );
+    println!(
+        "fixed: steps {} failed {} sent {:?}",
+        repaired.steps,
+        repaired.failed,
+        sent(&repaired.messages)
+    );
+    // (The failing real server can be counted twice: the sync plans a
+    // second pass once the sets exist.)
+    assert!(first.failed >= 1, "the multicast real server must fail");
+
+    // Every other service converged: virtual service, real server, bound
+    // address; the broken one was never made reachable.
+    let blocks = resilience_blocks(&state);
+    for i in 0..N {
+        let want = vec![
+            format!("TCP {}:80 rr", cluster_ip(i)),
+            format!("-> {}:8080 Masq 1", endpoint_ip(i)),
+        ];
+        assert!(
+            blocks.contains(&want),
+            "svc-{i} not programmed: {blocks:#?}"
+        );
+    }
+    let mut want_bound: Vec<String> = (0..N).map(|i| format!("{}/32", cluster_ip(i))).collect();
+    want_bound.sort();
+    assert_eq!(
+        addresses_in(&state_addresses),
+        want_bound,
+        "only the good services are bound"
+    );
+    for i in 0..N {
+        assert!(
+            state_set.contains(&format!("{},tcp:80", cluster_ip(i))),
+            "{state_set}"
+        );
+    }
+    assert!(!state_set.contains("10.96.9.9"), "{state_set}");
+
+    // Retried on the next sync, alone: the one real server again, nothing
+    // for any other service (the per-service kinds: IPVS, set entries,
+    // addresses; the node-wide table is a_sync_with_no_change's business).
+    assert_eq!(retry.failed, 1);
+    let per_service: BTreeMap<String, u64> = sent(&retry.messages)
+        .into_iter()
+        .filter(|(kind, _)| !kind.starts_with("nftables "))
+        .collect();
+    assert_eq!(per_service, counts(&[("ipvs NEW_DEST", 1)]));
+    assert_eq!(resync.failed, 1);
+    assert_eq!(
+        resync.messages.sent(Family::Ipvs, "NEW_DEST"),
+        1,
+        "{}",
+        resync.messages
+    );
+
+    // Once the endpoint is fixed, the service completes: real server, set
+    // entry, address.
+    assert_eq!(repaired.failed, 0);
+    let lines = ipvs_lines(&netns);
+    assert!(
+        lines.contains(&"TCP 10.96.9.9:80 rr".to_owned()),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.contains(&"-> 10.244.9.2:8080 Masq 1".to_owned()),
+        "{lines:#?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("224.0.0.5")), "{lines:#?}");
+    want_bound.push("10.96.9.9/32".to_owned());
+    want_bound.sort();
+    assert_eq!(bound_addresses(&netns), want_bound);
+    let cluster_set = netns.exec(&["ipset", "list", "KUBE-CLUSTER-IP"]);
+    assert!(cluster_set.contains("10.96.9.9,tcp:80"), "{cluster_set}");
+}
+
+/// `ipvsadm -Ln` as blocks: service line then its real servers sorted,
+/// fields single-spaced, connection counters cut.
+fn resilience_blocks(text: &str) -> Vec<Vec<String>> {
+    let mut blocks: Vec<Vec<String>> = Vec::new();
+    for line in text.lines().skip(3) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.first() {
+            None => {}
+            Some(&"->") => blocks.last_mut().unwrap().push(fields[..4].join(" ")),
+            Some(_) => blocks.push(vec![fields.join(" ")]),
+        }
+    }
+    for block in &mut blocks {
+        block[1..].sort();
+    }
+    blocks
+}
