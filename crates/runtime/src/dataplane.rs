@@ -254,7 +254,12 @@ impl Dataplane {
             }
             Action::AddSetEntries { set, entries } => self.ipset.add(set, entries).await,
             Action::DeleteSetEntries { set, entries } => self.ipset.del(set, entries).await,
-            other => unreachable!("batched elsewhere: {other:?}"),
+            // IPVS and address steps go out in batches (see `apply`).
+            other => Err(kipvs_netlink::Error::Unexpected {
+                family: kipvs_netlink::Family::Ipvs,
+                kind: "apply",
+                detail: format!("step not applied one by one: {other}"),
+            }),
         }
     }
 
