@@ -220,6 +220,39 @@ impl Dataplane {
                         run.settle(step, outcome, observed);
                     }
                 }
+                Action::CreateSet { .. } => {
+                    let mut outcomes = Vec::with_capacity(batch.len());
+                    for step in &batch {
+                        if let Action::CreateSet {
+                            name,
+                            set_type,
+                            family,
+                            options,
+                        } = &step.action
+                        {
+                            outcomes
+                                .push(self.ipset.create(name, set_type, *family, options).await);
+                        }
+                    }
+                    // One list dump gives every new set its kernel index;
+                    // without it the sets count as not made yet.
+                    if let Err(error) = self.read_sets(observed).await {
+                        let detail = format!("reading the ipsets back: {error}");
+                        outcomes = outcomes
+                            .into_iter()
+                            .map(|_| {
+                                Err(kipvs_netlink::Error::Unexpected {
+                                    family: kipvs_netlink::Family::Ipset,
+                                    kind: "LIST",
+                                    detail: detail.clone(),
+                                })
+                            })
+                            .collect();
+                    }
+                    for (step, outcome) in batch.into_iter().zip(outcomes) {
+                        run.settle(step, outcome, observed);
+                    }
+                }
                 _ => {
                     for step in batch {
                         let outcome = self.apply_one(&step.action, observed).await;
@@ -237,16 +270,6 @@ impl Dataplane {
         observed: &mut Observed,
     ) -> kipvs_netlink::Result<()> {
         match action {
-            Action::CreateSet {
-                name,
-                set_type,
-                family,
-                options,
-            } => {
-                self.ipset.create(name, set_type, *family, options).await?;
-                self.read_sets(observed).await.map_err(into_kernel)?;
-                Ok(())
-            }
             Action::ReplaceTable { messages, .. } => {
                 self.nft.apply(messages.clone()).await?;
                 self.read_tables(observed).await.map_err(into_kernel)?;
@@ -385,6 +408,7 @@ fn batch_end(steps: &[Step], start: usize) -> usize {
         a if ipvs_change(a).is_some() => 1,
         Action::BindAddress(_) => 2,
         Action::UnbindAddress(_) => 3,
+        Action::CreateSet { .. } => 4,
         _ => 0,
     };
     let first = kind(&steps[start].action);
