@@ -9,9 +9,13 @@ use std::{
     future::Future,
     process::Command,
     sync::atomic::{AtomicUsize, Ordering},
+    time::Duration,
 };
 
 use nix::sched::{setns, CloneFlags};
+
+pub mod daemon;
+pub mod operator;
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
@@ -167,6 +171,35 @@ pub fn built_binary(name: &str) -> std::path::PathBuf {
     path
 }
 
+/// The pause between two polls of a bounded wait.
+pub const PAUSE: Duration = Duration::from_millis(500);
+
+/// Polls `check` every [`PAUSE`], up to `tries` times; whether it held.
+pub fn eventually(tries: usize, mut check: impl FnMut() -> bool) -> bool {
+    for _ in 0..tries {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(PAUSE);
+    }
+    false
+}
+
+/// Answers of `count` HTTP requests to `url` from `netns` (an empty string
+/// for a failed one).
+pub fn http(netns: &TestNetns, url: &str, count: usize) -> Vec<String> {
+    (0..count)
+        .map(|_| {
+            let (ok, body) = netns.try_exec(&["curl", "-s", "-m", "5", url]);
+            if ok {
+                body.trim().to_owned()
+            } else {
+                String::new()
+            }
+        })
+        .collect()
+}
+
 /// Runs a command; panics with its output unless it succeeds.
 pub fn run_checked(argv: &[&str]) -> String {
     let out = Command::new(argv[0])
@@ -194,6 +227,8 @@ pub fn run_checked(argv: &[&str]) -> String {
 pub mod rules {
     use std::net::IpAddr;
 
+    use kipvs_netlink::{Ipset, NfTables};
+    use kipvs_packet_ipset::{CreateOptions, SetFamily, SetType};
     use kipvs_packet_nftables::{
         exprs::{jump, mark_and_eq, mark_set_or, masquerade, saddr_in_cidr, xt_set_match},
         new_chain, new_rule, new_table,
@@ -204,6 +239,47 @@ pub mod rules {
     pub const TABLE: &str = "kube-ipvs";
     /// kube-proxy's masquerade mark bit.
     pub const MASQ_MARK: u32 = 0x4000;
+
+    /// kube-proxy's two IPv4 sets the rules match on.
+    pub const CLUSTER_IP_SET: &str = "KUBE-CLUSTER-IP";
+    pub const LOOP_BACK_SET: &str = "KUBE-LOOP-BACK";
+
+    /// Creates [`CLUSTER_IP_SET`] (hash:ip,port) and [`LOOP_BACK_SET`]
+    /// (hash:ip,port,ip) with `options`, then installs
+    /// [`masquerade_ruleset`] matching them by their kernel indexes, which
+    /// it returns (cluster IP set, loop-back set). Fill the sets before
+    /// binding any service address.
+    pub async fn install_masquerade(
+        ipset: &mut Ipset,
+        nft: &mut NfTables,
+        options: &CreateOptions,
+        cluster_cidr: (IpAddr, u8),
+    ) -> (u16, u16) {
+        ipset
+            .create(
+                CLUSTER_IP_SET,
+                &SetType::HashIpPort,
+                SetFamily::Inet,
+                options,
+            )
+            .await
+            .unwrap();
+        ipset
+            .create(
+                LOOP_BACK_SET,
+                &SetType::HashIpPortIp,
+                SetFamily::Inet,
+                options,
+            )
+            .await
+            .unwrap();
+        let cluster = ipset.index(CLUSTER_IP_SET).await.unwrap();
+        let loop_back = ipset.index(LOOP_BACK_SET).await.unwrap();
+        nft.apply(masquerade_ruleset(cluster, loop_back, cluster_cidr))
+            .await
+            .unwrap();
+        (cluster, loop_back)
+    }
 
     pub fn masquerade_ruleset(
         cluster_ip_set: u16,

@@ -12,10 +12,15 @@ mod daemon_support;
 use std::collections::BTreeSet;
 
 use daemon_support::{
-    dns_service, dns_slice, ipvsadm_header, lines, service, services_path, slice, slices_path,
-    udp_echo, web_service, web_slice, without_counters, IpvsTable, Node,
+    dns_service, dns_slice, ipvsadm_header, service, services_path, slice, slices_path, udp_echo,
+    web_service, web_slice, Node,
 };
-use kipvs_integration::{pod, Pod};
+use kipvs_integration::{
+    daemon::Daemon,
+    http,
+    operator::{lines, without_counters, IpvsTable},
+    pod, Pod,
+};
 
 const WEB: &str = "http://10.96.0.10/";
 const DNS: &str = "10.96.0.53:53";
@@ -50,7 +55,7 @@ fn dns_blocks() -> Vec<Vec<String>> {
 /// the daemon running and both services programmed.
 struct Cluster {
     // Dropped first: the daemon, the UDP server, the pods, then the node.
-    _daemon: daemon_support::Daemon,
+    _daemon: Daemon,
     _udp_server: daemon_support::Server,
     pod1: Pod,
     pod2: Pod,
@@ -214,7 +219,7 @@ fn tcp_and_udp_traffic_from_the_node_from_a_pod_and_hairpin() {
             && node.ipvs0_addresses().len() == 3
     });
 
-    let from_node = Node::http(&node.netns, WEB, 4);
+    let from_node = http(&node.netns, WEB, 4);
     let seen: BTreeSet<&str> = from_node.iter().map(String::as_str).collect();
     assert_eq!(
         seen,
@@ -222,7 +227,7 @@ fn tcp_and_udp_traffic_from_the_node_from_a_pod_and_hairpin() {
         "node -> 10.96.0.10 reaches both pods: {from_node:?}"
     );
 
-    let from_pod2 = Node::http(&cluster.pod2.netns, WEB, 4);
+    let from_pod2 = http(&cluster.pod2.netns, WEB, 4);
     let seen: BTreeSet<&str> = from_pod2.iter().map(String::as_str).collect();
     assert_eq!(
         seen,
@@ -230,7 +235,7 @@ fn tcp_and_udp_traffic_from_the_node_from_a_pod_and_hairpin() {
         "pod2 -> 10.96.0.10 reaches pod1 and (hairpin) pod2: {from_pod2:?}"
     );
 
-    let hairpin = Node::http(&cluster.pod1.netns, "http://10.96.0.11/", 3);
+    let hairpin = http(&cluster.pod1.netns, "http://10.96.0.11/", 3);
     assert_eq!(
         hairpin,
         vec!["pod1"; 3],
@@ -273,7 +278,7 @@ fn endpoint_added_and_removed() {
     assert!(node.ipset_has(
         "add KUBE-LOOP-BACK 10.244.1.4,tcp:8080,10.244.1.4 comment \"default/web:http\""
     ));
-    let answers = Node::http(&node.netns, WEB, 6);
+    let answers = http(&node.netns, WEB, 6);
     let seen: BTreeSet<&str> = answers.iter().map(String::as_str).collect();
     assert_eq!(
         seen,
@@ -319,7 +324,7 @@ fn endpoint_added_and_removed() {
             "add KUBE-LOOP-BACK 10.244.1.4,tcp:8080,10.244.1.4 comment \"default/web:http\"",
         ]
     );
-    let answers = Node::http(&node.netns, WEB, 6);
+    let answers = http(&node.netns, WEB, 6);
     let seen: BTreeSet<&str> = answers.iter().map(String::as_str).collect();
     assert_eq!(
         seen,
@@ -375,7 +380,7 @@ fn deleted_service_leaves_nothing_behind() {
         ]
     );
     // Web still carries traffic.
-    let answers = Node::http(&node.netns, WEB, 2);
+    let answers = http(&node.netns, WEB, 2);
     let seen: BTreeSet<&str> = answers.iter().map(String::as_str).collect();
     assert_eq!(seen, BTreeSet::from(["pod1", "pod2"]), "{answers:?}");
     // And nothing answers on the deleted address any more.
@@ -424,7 +429,7 @@ fn a_foreign_virtual_service_survives_syncs_and_cleanup() {
     want.sort();
     assert_eq!(node.ipvsadm().blocks, want);
 
-    let status = daemon.terminate(daemon.pid());
+    let status = daemon.terminate();
     assert!(
         status.success(),
         "kube-ipvs on SIGTERM: {status}\n{}",
@@ -456,13 +461,14 @@ fn a_foreign_virtual_service_survives_syncs_and_cleanup() {
 
     // The resyncs after the first one found nothing to change (so they
     // wrote nothing: the foreign service above was never touched either).
-    let log = daemon.log();
-    let resyncs: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains(" sync ") && l.contains("full=true"))
+    let resyncs: Vec<String> = daemon
+        .syncs()
+        .into_iter()
+        .filter(|s| s.full)
         .skip(1)
+        .map(|s| s.line)
         .collect();
-    assert!(resyncs.len() >= 3, "{log}");
+    assert!(resyncs.len() >= 3, "{}", daemon.log());
     assert!(
         resyncs.iter().all(|l| l.contains(" steps=0 ")),
         "a resync with no change made changes:\n{}",
@@ -508,7 +514,7 @@ fn the_daemon_never_executes_a_process() {
         .next()
         .and_then(|pid| pid.parse().ok())
         .unwrap_or_else(|| panic!("no pid in the trace:\n{text}"));
-    let status = traced.terminate(daemon_pid);
+    let status = traced.terminate_pid(daemon_pid);
     assert!(
         status.success(),
         "strace/kube-ipvs: {status}\n{}",

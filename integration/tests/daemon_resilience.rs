@@ -11,10 +11,12 @@ mod resilience_support;
 
 use std::{process::Command, thread::sleep, time::Duration};
 
-use kipvs_integration::{built_binary, pod, TestNetns};
+use kipvs_integration::{
+    daemon::{ApiServer, Daemon},
+    eventually, pod, TestNetns,
+};
 use resilience_support::{
-    append, assert_traffic, eventually, expected_ipvs, view, wait_converged, Daemon, Scratch,
-    CLUSTER_YAML,
+    append, assert_traffic, expected_ipvs, view, wait_converged, Scratch, CLUSTER_YAML,
 };
 
 /// A node namespace with the two pods, the example cluster written to a
@@ -90,11 +92,11 @@ fn restart_under_continuous_traffic_loses_no_request() {
 
     wait_for_more(20);
     append(&requests, "# sigterm");
-    let status = first.sigterm();
+    let status = first.terminate();
     assert!(
         status.success(),
         "kube-ipvs exit status {status}\n{}",
-        first.log_text()
+        first.log()
     );
     append(&requests, "# stopped");
     // Traffic while no daemon runs at all.
@@ -140,12 +142,12 @@ fn restart_under_continuous_traffic_loses_no_request() {
         before,
         "the kernel state changed across the restart"
     );
-    assert!(second.alive(), "{}", second.log_text());
+    assert!(second.running(), "{}", second.log());
     assert!(
         first_sync.full && first_sync.steps == 0 && first_sync.failed == 0,
         "first sync after the restart must change nothing: {}\n{}",
         first_sync.line,
-        second.log_text()
+        second.log()
     );
 }
 
@@ -166,18 +168,18 @@ fn sigterm_leaves_the_rules_in_place() {
     );
     assert!(before.nft.contains("table ip kube-ipvs"), "{}", before.nft);
 
-    let status = daemon.sigterm();
+    let status = daemon.terminate();
     assert!(
         status.success(),
         "kube-ipvs exit status {status}\n{}",
-        daemon.log_text()
+        daemon.log()
     );
     assert!(
         daemon
-            .log_text()
+            .log()
             .contains("shutting down; the kernel state stays in place"),
         "{}",
-        daemon.log_text()
+        daemon.log()
     );
     let after = view(&n.node);
     assert_eq!(after, before, "SIGTERM must leave every rule in place");
@@ -196,12 +198,11 @@ fn drift_is_repaired(label: &str, tamper: &[&str]) {
     let before = wait_converged(&n.node, &mut daemon);
     assert_traffic(&n.node, "before the tampering");
 
-    let pid = daemon.pid().to_string();
-    resilience_support::run_tool(&["kill", "-STOP", &pid]);
+    daemon.signal("-STOP");
     let syncs_before = daemon.syncs().len();
     n.node.exec(tamper);
     let tampered = view(&n.node);
-    resilience_support::run_tool(&["kill", "-CONT", &pid]);
+    daemon.signal("-CONT");
     assert_ne!(
         tampered,
         before,
@@ -222,7 +223,7 @@ fn drift_is_repaired(label: &str, tamper: &[&str]) {
         "not repaired after `{}`\nbefore: {before:#?}\nright after: {tampered:#?}\nnow: {:#?}\n{}",
         tamper.join(" "),
         view(&n.node),
-        daemon.log_text()
+        daemon.log()
     );
     // The sync running when the daemon was paused may have read the kernel
     // before the tampering; a later one repaired it.
@@ -230,15 +231,10 @@ fn drift_is_repaired(label: &str, tamper: &[&str]) {
     let repair = syncs[syncs_before..]
         .iter()
         .find(|s| s.steps > 0)
-        .unwrap_or_else(|| {
-            panic!(
-                "no sync with steps after the tampering\n{}",
-                daemon.log_text()
-            )
-        });
+        .unwrap_or_else(|| panic!("no sync with steps after the tampering\n{}", daemon.log()));
     println!("`{}` repaired by: {}", tamper.join(" "), repair.line);
     assert_traffic(&n.node, "after the repair");
-    assert!(daemon.alive(), "{}", daemon.log_text());
+    assert!(daemon.running(), "{}", daemon.log());
 }
 
 #[test]
@@ -277,49 +273,6 @@ fn removed_address_is_repaired() {
 #[test]
 fn deleted_nft_table_is_repaired() {
     drift_is_repaired("drift-nft", &["nft", "delete", "table", "ip", "kube-ipvs"]);
-}
-
-/// The fake API server binary in the node namespace.
-struct ApiServer {
-    child: std::process::Child,
-}
-
-impl ApiServer {
-    fn start(
-        node: &TestNetns,
-        listen: &str,
-        kubeconfig: &std::path::Path,
-        log: &std::path::Path,
-    ) -> ApiServer {
-        let out = std::fs::File::create(log).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", node.name()])
-            .arg(built_binary("fake-apiserver"))
-            .args(["--listen", listen, "--kubeconfig-out"])
-            .arg(kubeconfig)
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("spawn fake-apiserver");
-        let up = eventually(120, || {
-            std::fs::read_to_string(log)
-                .unwrap_or_default()
-                .contains("listening")
-        });
-        assert!(
-            up,
-            "fake-apiserver did not start: {}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        ApiServer { child }
-    }
-}
-
-impl Drop for ApiServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `curl -X POST` of a JSON object to the fake API server.
@@ -373,7 +326,7 @@ fn no_sync_before_the_initial_lists_are_complete() {
         &n.node,
         "127.0.0.1:16443",
         &kubeconfig,
-        &n.scratch.path("apiserver.log"),
+        n.scratch.path("apiserver.log"),
     );
     let services = format!("{api}/api/v1/namespaces/default/services");
     let slices = format!("{api}/apis/discovery.k8s.io/v1/namespaces/default/endpointslices");
@@ -394,7 +347,7 @@ fn no_sync_before_the_initial_lists_are_complete() {
         n.scratch.path("previous.log"),
     );
     let before = wait_converged(&n.node, &mut previous);
-    assert!(previous.sigterm().success(), "{}", previous.log_text());
+    assert!(previous.terminate().success(), "{}", previous.log());
 
     // The next run's API server is unreachable: same kubeconfig, but a
     // port nothing listens on (yet).
@@ -420,19 +373,19 @@ fn no_sync_before_the_initial_lists_are_complete() {
             view(&n.node),
             before,
             "kernel state changed while the API was down\n{}",
-            next.log_text()
+            next.log()
         );
     }
-    assert!(next.alive(), "{}", next.log_text());
+    assert!(next.running(), "{}", next.log());
     assert!(
         next.syncs().is_empty(),
         "synced without the initial lists:\n{}",
-        next.log_text()
+        next.log()
     );
     assert!(
-        next.log_text().contains("watch failed"),
+        next.log().contains("watch failed"),
         "the daemon should be retrying the API:\n{}",
-        next.log_text()
+        next.log()
     );
 
     // The API becomes reachable (a forwarder on the port the daemon uses):
@@ -463,13 +416,13 @@ fn no_sync_before_the_initial_lists_are_complete() {
         followed,
         "a service created later was not programmed: {:#?}\n{}",
         view(&n.node),
-        next.log_text()
+        next.log()
     );
     assert_traffic(&n.node, "after the API came back");
     assert!(
         syncs[0].full && syncs[0].steps == 0 && syncs[0].failed == 0,
         "the first sync once the lists were read must adopt the kernel state: {}\n{}",
         syncs[0].line,
-        next.log_text()
+        next.log()
     );
 }

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use kipvs_integration::TestNetns;
+use kipvs_integration::{operator::ipset_save_lines, TestNetns};
 use kipvs_netlink::{Counters, ErrorClass, Family, Ipset};
 use kipvs_packet_ipset::{CreateOptions, Entry, SetFamily, SetType};
 
@@ -204,14 +204,7 @@ fn kube_proxy_sets_are_created_filled_and_saved_as_the_tool_shows_them() {
     // a random hash seed (initval) per set, and lists hash members in hash
     // order, so the seed is cut and the lines compared sorted.
     let saved = netns.exec(&["ipset", "save"]);
-    let mut got: Vec<String> = saved
-        .lines()
-        .map(|l| match l.find(" initval 0x") {
-            Some(at) => l[..at].to_owned(),
-            None => l.to_owned(),
-        })
-        .collect();
-    got.sort();
+    let got = ipset_save_lines(&saved);
     let mut want = vec![
         "create KUBE-CLUSTER-IP hash:ip,port family inet hashsize 1024 maxelem 65536 comment bucketsize 12",
         "add KUBE-CLUSTER-IP 10.96.0.10,tcp:80 comment \"default/web:http\"",

@@ -4,7 +4,10 @@
 
 use std::net::IpAddr;
 
-use kipvs_integration::TestNetns;
+use kipvs_integration::{
+    operator::{lines, IpvsTable},
+    TestNetns,
+};
 use kipvs_netlink::{Counters, ErrorClass, Family, Ipvs, IpvsChange};
 use kipvs_packet_ipvs::{
     AddressFamily, Destination, Protocol, Service, ServiceFlags, ServiceKey, Timeouts,
@@ -63,32 +66,6 @@ fn fixture_changes() -> Vec<IpvsChange> {
     ]
 }
 
-/// `ipvsadm -Ln` split into its header and one block per service (the
-/// service line and its real-server lines), blocks sorted: the kernel lists
-/// services in hash order.
-fn ipvsadm_blocks(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut header = Vec::new();
-    let mut blocks: Vec<Vec<String>> = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if n < 3 {
-            header.push(line.trim_end().to_owned());
-        } else if line.starts_with("  ->") {
-            blocks
-                .last_mut()
-                .expect("real server before service")
-                .push(line.trim_end().to_owned());
-        } else {
-            blocks.push(vec![line.trim_end().to_owned()]);
-        }
-    }
-    blocks.sort();
-    (header, blocks)
-}
-
-fn lines(block: &[&str]) -> Vec<String> {
-    block.iter().map(|s| s.to_string()).collect()
-}
-
 #[test]
 fn services_and_real_servers_show_in_ipvsadm_exactly_as_written() {
     let netns = TestNetns::new("ipvs");
@@ -111,7 +88,7 @@ fn services_and_real_servers_show_in_ipvsadm_exactly_as_written() {
         (services, web_dests, web6_dests, ipvs.info().await.unwrap())
     });
 
-    let (header, blocks) = ipvsadm_blocks(&netns.exec(&["ipvsadm", "-Ln"]));
+    let IpvsTable { header, blocks } = IpvsTable::read(&netns);
     assert_eq!(
         header,
         vec![

@@ -3,7 +3,7 @@
 
 use kipvs_integration::{rules, TestNetns};
 use kipvs_netlink::{Counters, ErrorClass, Family, Ipset, NfTables};
-use kipvs_packet_ipset::{CreateOptions, SetFamily, SetType};
+use kipvs_packet_ipset::CreateOptions;
 use kipvs_packet_nftables::{
     del_table,
     expr::MatchAttr,
@@ -18,32 +18,14 @@ fn static_rules_install_atomically_and_list_as_written() {
     let c = counters.clone();
     let (tables, chains, rules_read, indexes) = netns.run(move || async move {
         let mut ipset = Ipset::open(c.clone()).unwrap();
-        let opts = CreateOptions::default();
-        ipset
-            .create(
-                "KUBE-CLUSTER-IP",
-                &SetType::HashIpPort,
-                SetFamily::Inet,
-                &opts,
-            )
-            .await
-            .unwrap();
-        ipset
-            .create(
-                "KUBE-LOOP-BACK",
-                &SetType::HashIpPortIp,
-                SetFamily::Inet,
-                &opts,
-            )
-            .await
-            .unwrap();
-        let cluster = ipset.index("KUBE-CLUSTER-IP").await.unwrap();
-        let loop_back = ipset.index("KUBE-LOOP-BACK").await.unwrap();
-
         let mut nft = NfTables::open(c).unwrap();
-        let ruleset =
-            rules::masquerade_ruleset(cluster, loop_back, ("10.244.0.0".parse().unwrap(), 16));
-        nft.apply(ruleset).await.unwrap();
+        let (cluster, loop_back) = rules::install_masquerade(
+            &mut ipset,
+            &mut nft,
+            &CreateOptions::default(),
+            ("10.244.0.0".parse().unwrap(), 16),
+        )
+        .await;
         let tables = nft.tables(NfProto::Ipv4).await.unwrap();
         let chains = nft.chains(NfProto::Ipv4, rules::TABLE).await.unwrap();
         let rules_read = nft.rules(NfProto::Ipv4, rules::TABLE).await.unwrap();

@@ -16,7 +16,10 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use k8s_openapi::api::{core::v1::Service, discovery::v1::EndpointSlice};
 use kipvs_cluster::Snapshot;
-use kipvs_integration::TestNetns;
+use kipvs_integration::{
+    operator::{addr_lines, IpvsTable},
+    TestNetns,
+};
 use kipvs_netlink::{Counters, CountersSnapshot, Family};
 use kipvs_planner::NodeConfig;
 use kipvs_runtime::{SyncConfig, SyncOutcome, Syncer};
@@ -170,13 +173,10 @@ fn assert_only_reads(outcome: &SyncOutcome, context: &str) {
     }
 }
 
+/// `ipvsadm -Ln`'s service and real-server lines, single-spaced, without
+/// the connection counters, sorted.
 fn ipvs_lines(netns: &TestNetns) -> Vec<String> {
-    let mut lines: Vec<String> = netns
-        .exec(&["ipvsadm", "-Ln"])
-        .lines()
-        .skip(3)
-        .map(|l| l.split_whitespace().take(4).collect::<Vec<_>>().join(" "))
-        .collect();
+    let mut lines = IpvsTable::read(netns).routes().concat();
     lines.sort();
     lines
 }
@@ -253,11 +253,11 @@ fn ipvsadm_here() -> String {
     here(&["ipvsadm", "-Ln"])
 }
 
-/// The IPv4 addresses on kube-ipvs0, sorted.
+/// The addresses (`10.96.1.1/32`) in `ip -o addr show` text, sorted.
 fn addresses_in(text: &str) -> Vec<String> {
-    let mut addrs: Vec<String> = text
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(3).map(str::to_owned))
+    let mut addrs: Vec<String> = addr_lines(text)
+        .iter()
+        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_owned))
         .collect();
     addrs.sort();
     addrs
@@ -464,7 +464,7 @@ fn a_failure_on_one_service_does_not_stop_the_others() {
 
     // Every other service converged: virtual service, real server, bound
     // address; the broken one was never made reachable.
-    let blocks = resilience_blocks(&state);
+    let blocks = IpvsTable::parse(&state).routes();
     for i in 0..N {
         let want = vec![
             format!("TCP {}:80 rr", cluster_ip(i)),
@@ -525,22 +525,4 @@ fn a_failure_on_one_service_does_not_stop_the_others() {
     assert_eq!(bound_addresses(&netns), want_bound);
     let cluster_set = netns.exec(&["ipset", "list", "KUBE-CLUSTER-IP"]);
     assert!(cluster_set.contains("10.96.9.9,tcp:80"), "{cluster_set}");
-}
-
-/// `ipvsadm -Ln` as blocks: service line then its real servers sorted,
-/// fields single-spaced, connection counters cut.
-fn resilience_blocks(text: &str) -> Vec<Vec<String>> {
-    let mut blocks: Vec<Vec<String>> = Vec::new();
-    for line in text.lines().skip(3) {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        match fields.first() {
-            None => {}
-            Some(&"->") => blocks.last_mut().unwrap().push(fields[..4].join(" ")),
-            Some(_) => blocks.push(vec![fields.join(" ")]),
-        }
-    }
-    for block in &mut blocks {
-        block[1..].sort();
-    }
-    blocks
 }

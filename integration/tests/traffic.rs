@@ -9,29 +9,15 @@
 
 use std::{collections::BTreeSet, net::IpAddr};
 
-use kipvs_integration::{pod, rules, TestNetns};
+use kipvs_integration::{http, pod, rules, TestNetns};
 use kipvs_netlink::{set_sysctl, Counters, Ipset, Ipvs, IpvsChange, Links, NfTables};
-use kipvs_packet_ipset::{CreateOptions, Entry, SetFamily, SetType};
+use kipvs_packet_ipset::{CreateOptions, Entry};
 use kipvs_packet_ipvs::{Destination, Protocol, Service, ServiceKey};
 
 const TCP: u8 = 6;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
-}
-
-/// Answers of `count` requests to `url` from `netns` (empty string = failed).
-fn requests(netns: &TestNetns, url: &str, count: usize) -> Vec<String> {
-    (0..count)
-        .map(|_| netns.try_exec(&["curl", "-s", "-m", "5", url]))
-        .map(|(ok, body)| {
-            if ok {
-                body.trim().to_owned()
-            } else {
-                String::new()
-            }
-        })
-        .collect()
 }
 
 #[test]
@@ -60,24 +46,8 @@ fn node_pod_and_hairpin_traffic_through_a_cluster_ip() {
             comment: true,
             ..Default::default()
         };
-        ipset
-            .create(
-                "KUBE-CLUSTER-IP",
-                &SetType::HashIpPort,
-                SetFamily::Inet,
-                &opts,
-            )
-            .await
-            .unwrap();
-        ipset
-            .create(
-                "KUBE-LOOP-BACK",
-                &SetType::HashIpPortIp,
-                SetFamily::Inet,
-                &opts,
-            )
-            .await
-            .unwrap();
+        let mut nft = NfTables::open(counters.clone()).unwrap();
+        rules::install_masquerade(&mut ipset, &mut nft, &opts, (ip("10.244.0.0"), 16)).await;
         ipset
             .add(
                 "KUBE-CLUSTER-IP",
@@ -98,16 +68,6 @@ fn node_pod_and_hairpin_traffic_through_a_cluster_ip() {
             )
             .await
             .unwrap();
-        let cluster = ipset.index("KUBE-CLUSTER-IP").await.unwrap();
-        let loop_back = ipset.index("KUBE-LOOP-BACK").await.unwrap();
-        let mut nft = NfTables::open(counters.clone()).unwrap();
-        nft.apply(rules::masquerade_ruleset(
-            cluster,
-            loop_back,
-            (ip("10.244.0.0"), 16),
-        ))
-        .await
-        .unwrap();
 
         let mut ipvs = Ipvs::open(counters.clone()).await.unwrap();
         let web = ServiceKey::Tuple {
@@ -140,7 +100,7 @@ fn node_pod_and_hairpin_traffic_through_a_cluster_ip() {
         }
     });
 
-    let from_node = requests(&node, "http://10.96.0.10/", 4);
+    let from_node = http(&node, "http://10.96.0.10/", 4);
     assert!(
         from_node.iter().all(|a| a == "pod1" || a == "pod2"),
         "node -> ClusterIP: {from_node:?}"
@@ -148,7 +108,7 @@ fn node_pod_and_hairpin_traffic_through_a_cluster_ip() {
     let spread: BTreeSet<&String> = from_node.iter().collect();
     assert_eq!(spread.len(), 2, "rr must reach both pods: {from_node:?}");
 
-    let from_pod2 = requests(&pod2.netns, "http://10.96.0.10/", 4);
+    let from_pod2 = http(&pod2.netns, "http://10.96.0.10/", 4);
     assert!(
         from_pod2.iter().all(|a| a == "pod1" || a == "pod2"),
         "pod -> ClusterIP: {from_pod2:?}"
@@ -158,7 +118,7 @@ fn node_pod_and_hairpin_traffic_through_a_cluster_ip() {
         "some requests hairpin back to pod2: {from_pod2:?}"
     );
 
-    let hairpin = requests(&pod1.netns, "http://10.96.0.11/", 3);
+    let hairpin = http(&pod1.netns, "http://10.96.0.11/", 3);
     assert_eq!(
         hairpin,
         vec!["pod1"; 3],

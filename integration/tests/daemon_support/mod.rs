@@ -7,31 +7,34 @@
 #![allow(dead_code)]
 
 use std::{
-    fs::File,
     path::PathBuf,
-    process::{Child, Command, ExitStatus, Stdio},
+    process::{Child, Command, Stdio},
     time::Duration,
 };
 
-use kipvs_integration::{built_binary, TestNetns};
+use kipvs_integration::{
+    daemon::{read_log, ApiServer, Daemon, NODE_NAME},
+    eventually,
+    operator::{self, lines, IpvsTable},
+    TestNetns,
+};
 use serde_json::{json, Value};
 
-/// The node the daemon runs as; endpoints with this `nodeName` are local.
-pub const NODE_NAME: &str = "node-a";
 /// Where the fake API server listens, inside the node namespace.
 const API: &str = "127.0.0.1:6443";
-/// Bounded waits: tries × pause. Generous because everything runs about 5x
-/// slower under the VM's TCG; only the content is asserted, never the time.
+/// Bounded waits: tries × [`kipvs_integration::PAUSE`]. Generous because
+/// everything runs about 5x slower under the VM's TCG; only the content is
+/// asserted, never the time.
 const TRIES: usize = 120;
-const PAUSE: Duration = Duration::from_millis(500);
 
 /// A node namespace with the fake API server running in it. The daemon is
 /// started separately ([`Node::start_daemon`]) so a test can prepare the
 /// kernel (or the cluster) first. Everything is killed on drop.
 pub struct Node {
+    // Dropped first: the API server, then the namespace (which kills
+    // whatever else still runs in it).
+    api: ApiServer,
     pub netns: TestNetns,
-    api: Child,
-    api_log: PathBuf,
     kubeconfig: PathBuf,
 }
 
@@ -42,53 +45,20 @@ impl Node {
         netns.exec(&["ip", "addr", "add", "192.168.77.1/24", "dev", "lo"]);
         let kubeconfig = PathBuf::from(format!("/tmp/{}-kubeconfig.yaml", netns.name()));
         let api_log = PathBuf::from(format!("/tmp/{}-apiserver.log", netns.name()));
-        let server = built_binary("fake-apiserver");
-        let api = spawn_logged(
-            &netns,
-            &[
-                server.to_str().unwrap(),
-                "--listen",
-                API,
-                "--kubeconfig-out",
-                kubeconfig.to_str().unwrap(),
-            ],
-            &api_log,
-        );
-        let node = Node {
-            netns,
+        let api = ApiServer::start(&netns, API, &kubeconfig, api_log);
+        Node {
             api,
-            api_log,
+            netns,
             kubeconfig,
-        };
-        node.wait_for("the fake API server to listen", || {
-            read_log(&node.api_log).contains("listening") && node.kubeconfig.exists()
-        });
-        node
+        }
     }
 
     pub fn name(&self) -> &str {
         self.netns.name()
     }
 
-    /// The daemon's command line (after the binary): the Kubernetes path,
-    /// node-a, pod range 10.244.0.0/16, a full resync every 2 s, debug logs.
-    pub fn daemon_args(&self) -> Vec<String> {
-        [
-            "--kubeconfig",
-            self.kubeconfig.to_str().unwrap(),
-            "--node-name",
-            NODE_NAME,
-            "--cluster-cidr",
-            "10.244.0.0/16",
-            "--sync-period",
-            "2s",
-            "-v",
-        ]
-        .map(str::to_owned)
-        .to_vec()
-    }
-
-    /// Starts `kube-ipvs` in the node namespace, logging to a file.
+    /// Starts `kube-ipvs` in the node namespace on the Kubernetes path,
+    /// logging to a file.
     pub fn start_daemon(&self) -> Daemon {
         self.start_daemon_under(&[])
     }
@@ -96,35 +66,32 @@ impl Node {
     /// Starts `kube-ipvs` in the node namespace behind `wrapper` (say
     /// `strace -f -o FILE`), logging to a file.
     pub fn start_daemon_under(&self, wrapper: &[&str]) -> Daemon {
-        let binary = built_binary("kube-ipvs");
-        let log = PathBuf::from(format!("/tmp/{}-daemon.log", self.name()));
-        let args = self.daemon_args();
-        let mut argv: Vec<&str> = wrapper.to_vec();
-        argv.push(binary.to_str().unwrap());
-        argv.extend(args.iter().map(String::as_str));
-        let child = spawn_logged(&self.netns, &argv, &log);
-        Daemon { child, log }
+        Daemon::start_under(
+            &self.netns,
+            wrapper,
+            &["--kubeconfig", self.kubeconfig.to_str().unwrap()],
+            self.daemon_log(),
+        )
+    }
+
+    fn daemon_log(&self) -> PathBuf {
+        PathBuf::from(format!("/tmp/{}-daemon.log", self.name()))
     }
 
     /// Polls `check` until it holds; panics after [`TRIES`] tries with the
     /// logs of the API server and of every daemon of this node.
-    pub fn wait_for(&self, what: &str, mut check: impl FnMut() -> bool) {
-        for _ in 0..TRIES {
-            if check() {
-                return;
-            }
-            std::thread::sleep(PAUSE);
+    pub fn wait_for(&self, what: &str, check: impl FnMut() -> bool) {
+        if !eventually(TRIES, check) {
+            panic!("timed out waiting for {what}\n{}", self.logs());
         }
-        panic!("timed out waiting for {what}\n{}", self.logs());
     }
 
     /// The API server's and the daemon's logs, for failure messages.
     pub fn logs(&self) -> String {
-        let daemon = PathBuf::from(format!("/tmp/{}-daemon.log", self.name()));
         format!(
             "--- fake-apiserver log:\n{}\n--- kube-ipvs log:\n{}",
-            read_log(&self.api_log),
-            read_log(&daemon)
+            self.api.log(),
+            read_log(&self.daemon_log())
         )
     }
 
@@ -187,60 +154,22 @@ impl Node {
     // ---- the operator's view ----
 
     pub fn ipvsadm(&self) -> IpvsTable {
-        IpvsTable::parse(&self.netns.exec(&["ipvsadm", "-Ln"]))
+        IpvsTable::read(&self.netns)
     }
 
-    /// `ip -o addr show kube-ipvs0` without the link index, whitespace
-    /// squeezed; empty when the link is missing.
+    /// See [`operator::kube_ipvs0_addresses`].
     pub fn ipvs0_addresses(&self) -> Vec<String> {
-        let (ok, out) = self
-            .netns
-            .try_exec(&["ip", "-o", "addr", "show", "kube-ipvs0"]);
-        if !ok {
-            return Vec::new();
-        }
-        let mut lines: Vec<String> = out
-            .lines()
-            .map(|line| {
-                let line = line.split_once(": ").map_or(line, |(_, rest)| rest);
-                line.split_whitespace().collect::<Vec<_>>().join(" ")
-            })
-            .collect();
-        lines.sort();
-        lines
+        operator::kube_ipvs0_addresses(&self.netns)
     }
 
-    /// `ipset save`, the random hash seed (`initval`) cut, lines sorted.
+    /// See [`operator::ipset_save`].
     pub fn ipset_save(&self) -> Vec<String> {
-        let saved = self.netns.exec(&["ipset", "save"]);
-        let mut lines: Vec<String> = saved
-            .lines()
-            .map(|l| match l.find(" initval 0x") {
-                Some(at) => l[..at].to_owned(),
-                None => l.to_owned(),
-            })
-            .collect();
-        lines.sort();
-        lines
+        operator::ipset_save(&self.netns)
     }
 
     /// Whether `ipset save` holds `line` (initval cut).
     pub fn ipset_has(&self, line: &str) -> bool {
         self.ipset_save().iter().any(|l| l == line)
-    }
-
-    /// Answers of `count` requests to `url` from `netns` (empty = failed).
-    pub fn http(netns: &TestNetns, url: &str, count: usize) -> Vec<String> {
-        (0..count)
-            .map(|_| {
-                let (ok, body) = netns.try_exec(&["curl", "-s", "-m", "5", url]);
-                if ok {
-                    body.trim().to_owned()
-                } else {
-                    String::new()
-                }
-            })
-            .collect()
     }
 
     /// Answers of `count` UDP datagrams to `addr` (`ip:port`) sent from
@@ -276,126 +205,7 @@ impl Drop for Node {
         if std::thread::panicking() {
             eprintln!("{}", self.logs());
         }
-        let _ = self.api.kill();
-        let _ = self.api.wait();
-        // The namespace (dropped next) kills whatever else still runs in it.
     }
-}
-
-/// A running `kube-ipvs` (or its wrapper); killed on drop.
-pub struct Daemon {
-    pub child: Child,
-    pub log: PathBuf,
-}
-
-impl Daemon {
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The log so far, terminal colour codes removed.
-    pub fn log(&self) -> String {
-        read_log(&self.log)
-    }
-
-    /// Whether the process still runs.
-    pub fn running(&mut self) -> bool {
-        self.child.try_wait().expect("try_wait").is_none()
-    }
-
-    /// Info lines of full resyncs so far.
-    pub fn full_syncs(&self) -> usize {
-        self.log()
-            .lines()
-            .filter(|l| l.contains(" sync ") || l.ends_with(" sync"))
-            .filter(|l| l.contains("full=true"))
-            .count()
-    }
-
-    /// Sends SIGTERM to `pid` (the daemon, or the process behind a wrapper)
-    /// and waits for this child to exit.
-    pub fn terminate(&mut self, pid: u32) -> ExitStatus {
-        run_quiet(&["kill", "-TERM", &pid.to_string()]);
-        for _ in 0..TRIES {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            std::thread::sleep(PAUSE);
-        }
-        panic!("kube-ipvs did not exit on SIGTERM\n{}", self.log());
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `ipvsadm -Ln`: the three header lines, and one block per virtual service
-/// (its line, then its real servers), blocks and real servers sorted (the
-/// kernel lists services in hash order).
-#[derive(Debug, PartialEq, Eq)]
-pub struct IpvsTable {
-    pub header: Vec<String>,
-    pub blocks: Vec<Vec<String>>,
-}
-
-impl IpvsTable {
-    pub fn parse(text: &str) -> IpvsTable {
-        let mut header = Vec::new();
-        let mut blocks: Vec<Vec<String>> = Vec::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim_end().to_owned();
-            if n < 3 {
-                header.push(line);
-            } else if line.starts_with("  ->") {
-                blocks
-                    .last_mut()
-                    .expect("real server before service")
-                    .push(line);
-            } else {
-                blocks.push(vec![line]);
-            }
-        }
-        for block in &mut blocks {
-            block[1..].sort();
-        }
-        blocks.sort();
-        IpvsTable { header, blocks }
-    }
-
-    /// The blocks with the connection counters of real servers cut
-    /// (`  -> 10.244.1.2:8080 Masq 1`): traffic leaves connections in
-    /// TIME_WAIT behind, counted as InActConn.
-    pub fn routes(&self) -> Vec<Vec<String>> {
-        self.blocks
-            .iter()
-            .map(|block| block.iter().map(|line| without_counters(line)).collect())
-            .collect()
-    }
-
-    /// The block of the service whose line starts with `service`
-    /// (`TCP  10.96.0.10:80`).
-    pub fn block(&self, service: &str) -> Option<&Vec<String>> {
-        self.blocks.iter().find(|b| b[0].starts_with(service))
-    }
-}
-
-/// A real server line without its ActiveConn and InActConn columns,
-/// whitespace squeezed; a service line unchanged.
-pub fn without_counters(line: &str) -> String {
-    if !line.starts_with("  ->") {
-        return line.to_owned();
-    }
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    format!("  {}", fields[..fields.len().saturating_sub(2)].join(" "))
-}
-
-/// Lines of a block, owned.
-pub fn lines(block: &[&str]) -> Vec<String> {
-    block.iter().map(|s| s.to_string()).collect()
 }
 
 /// `ipvsadm -Ln`'s header (the connection table size is Debian's default,
@@ -528,52 +338,9 @@ pub fn udp_echo(pod: &TestNetns, answer: &str) -> Server {
         .expect("spawn socat");
     let server = Server(child);
     // Wait until the socket is bound.
-    for _ in 0..TRIES {
-        if pod.exec(&["ss", "-Hlun", "sport", "5353"]).contains("5353") {
-            return server;
-        }
-        std::thread::sleep(PAUSE);
-    }
-    panic!("socat never bound UDP 5353 in {}", pod.name());
-}
-
-// ---- processes ----
-
-/// Spawns `argv` inside `netns`, stdout and stderr to `log`.
-fn spawn_logged(netns: &TestNetns, argv: &[&str], log: &PathBuf) -> Child {
-    let out = File::create(log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
-    let err = out.try_clone().unwrap();
-    Command::new("ip")
-        .args(["netns", "exec", netns.name()])
-        .args(argv)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {argv:?}: {e}"))
-}
-
-fn run_quiet(argv: &[&str]) {
-    let _ = Command::new(argv[0]).args(&argv[1..]).status();
-}
-
-/// A log file's text with ANSI colour sequences removed (tracing colours
-/// its output even into a file).
-pub fn read_log(path: &PathBuf) -> String {
-    let raw = std::fs::read_to_string(path).unwrap_or_default();
-    let mut text = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // ESC [ ... final byte in @..~
-            for next in chars.by_ref() {
-                if ('@'..='~').contains(&next) && next != '[' {
-                    break;
-                }
-            }
-        } else {
-            text.push(c);
-        }
-    }
-    text
+    let bound = eventually(TRIES, || {
+        pod.exec(&["ss", "-Hlun", "sport", "5353"]).contains("5353")
+    });
+    assert!(bound, "socat never bound UDP 5353 in {}", pod.name());
+    server
 }
