@@ -1,6 +1,6 @@
 # kube-ipvs: `make test` is what CI runs (.ci/run).
 #   setup     install the apt packages and virtme-ng (.venv/) the tests need
-#   unit      cargo test of the default members (crates/*): no root, no IPVS
+#   unit      cargo test of crates/* and the integration helpers' own tests: no root, no IPVS
 #   e2e       the integration tests, all in one VM booting Debian's kernel
 #   test      setup, unit, e2e, stopping at the first failure
 #   demo      run kube-ipvs on the example cluster (examples/) in the VM, with real traffic
@@ -13,6 +13,7 @@ setup:
 
 unit:
 	cargo test
+	cargo test -p kipvs-integration --lib
 
 e2e: setup
 	hack/vm/run-suite.sh

@@ -119,6 +119,12 @@ fn services_and_slices_from_the_api_become_kernel_state_as_operators_see_it() {
             "kube-ipvs0 inet 10.96.0.53/32 scope global kube-ipvs0\\ valid_lft forever preferred_lft forever",
         ]
     );
+    // The sysctls kube-proxy's IPVS mode needs, set in the node's namespace
+    // through /proc/sys.
+    for (name, value) in kipvs_runtime::SYSCTLS {
+        let seen = node.netns.exec(&["sysctl", "-n", name]);
+        assert_eq!(seen.trim(), *value, "sysctl {name}");
+    }
     // Left down, as kube-proxy does: the addresses are local, never
     // answered to ARP on a wire.
     let link = node.netns.exec(&["ip", "-o", "link", "show", "kube-ipvs0"]);
