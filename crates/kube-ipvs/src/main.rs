@@ -90,9 +90,17 @@ async fn main() -> anyhow::Result<()> {
         sync_period: args.sync_period,
         min_sync_period: args.min_sync_period,
     };
-    let outcome = kipvs_runtime::run(config, snapshots, counters, shutdown_signal()).await;
-    source.abort();
-    Ok(outcome?)
+    match kipvs_runtime::run(config, snapshots, counters, shutdown_signal()).await {
+        // The source ended: its own error says why (say, no manifests dir).
+        Err(kipvs_runtime::RuntimeError::SourceStopped) => match source.await {
+            Ok(Err(error)) => Err(error).context("reading the cluster state"),
+            _ => Err(kipvs_runtime::RuntimeError::SourceStopped.into()),
+        },
+        outcome => {
+            source.abort();
+            Ok(outcome?)
+        }
+    }
 }
 
 async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {

@@ -66,8 +66,17 @@ pub async fn run(
     loop {
         let started = Instant::now();
         let full = syncer.due_for_full_resync();
-        let outcome = syncer.sync(&snapshot, full).await?;
-        let next_full = if outcome.failed > 0 {
+        // A sync that cannot read the kernel back (a dump lost to ENOBUFS, a
+        // sysctl that cannot be written) is retried like a failed step: the
+        // daemon keeps running and the kernel keeps its last good state.
+        let failed = match syncer.sync(&snapshot, full).await {
+            Ok(outcome) => outcome.failed,
+            Err(error) => {
+                warn!(%error, "sync failed; retrying with a full resync");
+                1
+            }
+        };
+        let next_full = if failed > 0 {
             let at = started + retry;
             retry = (retry * 2).min(config.sync_period);
             syncer.force_full_resync();
