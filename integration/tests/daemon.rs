@@ -414,7 +414,14 @@ fn a_foreign_virtual_service_survives_syncs_and_cleanup() {
     ]);
     node.netns.exec(&["ipset", "create", "OTHER", "hash:ip"]);
     node.netns.exec(&["ipset", "add", "OTHER", "192.0.2.7"]);
+    // A foreign table with chains in the same family as ours: the kernel's
+    // chain dump lists every table's chains, which must not count as ours.
     node.netns.exec(&["nft", "add", "table", "ip", "other"]);
+    node.netns.exec(&[
+        "nft",
+        "add chain ip other input { type filter hook input priority 10; }",
+    ]);
+    node.netns.exec(&["nft", "add rule ip other input counter"]);
     let foreign = lines(&[
         "TCP  192.0.2.1:80 rr",
         "  -> 10.244.1.2:8080              Masq    3      0          0",
@@ -464,6 +471,13 @@ fn a_foreign_virtual_service_survives_syncs_and_cleanup() {
     assert!(node.ipset_has("add OTHER 192.0.2.7"));
     let tables = node.netns.exec(&["nft", "list", "tables"]);
     assert_eq!(tables, "table ip other\n", "only the foreign table is left");
+    let other = node
+        .netns
+        .exec(&["nft", "list", "chain", "ip", "other", "input"]);
+    assert!(
+        other.contains("counter packets"),
+        "the foreign chain is intact: {other}"
+    );
 
     // The resyncs after the first one found nothing to change (so they
     // wrote nothing: the foreign service above was never touched either).

@@ -99,9 +99,16 @@ impl Channel {
                 });
                 break;
             }
+            // Once answers are lost, every outstanding request has been
+            // abandoned (including those of datagrams not sent yet): sending
+            // them anyway would apply changes the caller is told failed.
+            let mut gave_up = false;
             while !exchange.settled(seqs) {
                 match tokio::time::timeout(ANSWER_TIMEOUT, self.socket.recv_from_full()).await {
-                    Ok(Ok((bytes, _from))) => exchange.on_datagram(&bytes, &self.counters),
+                    Ok(Ok((bytes, _from))) => {
+                        exchange.on_datagram(&bytes, &self.counters);
+                        continue;
+                    }
                     Ok(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                         // The kernel dropped replies: we cannot tell which
                         // requests they answered, so every one still waiting
@@ -124,6 +131,10 @@ impl Channel {
                         });
                     }
                 }
+                gave_up = true;
+            }
+            if gave_up {
+                break;
             }
         }
         exchange.finish()

@@ -2,7 +2,7 @@
 //! and read back with dumps, without running `nft`.
 
 use kipvs_packet_nftables::{
-    batch, get_chains, get_rules, get_tables, NfProto, NftBody, NftMessage,
+    batch, get_chains, get_rules, get_tables, ChainAttr, NfProto, NftBody, NftMessage,
 };
 use netlink_packet_core::{Emitable, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_sys::protocols::NETLINK_NETFILTER;
@@ -68,11 +68,24 @@ impl NfTables {
             .await
     }
 
-    /// The chains of one table, from one dump.
+    /// The chains of one table, from one dump. The kernel's chain dump
+    /// does not filter by table (`nf_tables_dump_chains()` only looks at the
+    /// family; `nft` filters in user space too), so the other tables' chains
+    /// are dropped here.
     pub async fn chains(&mut self, family: NfProto, table: &str) -> Result<Vec<NftMessage>> {
-        self.channel
+        let replies = self
+            .channel
             .request(Request::dump(get_chains(family, table), 0))
-            .await
+            .await?;
+        Ok(replies
+            .into_iter()
+            .filter(|reply| match &reply.body {
+                NftBody::NewChain(attrs) => attrs
+                    .iter()
+                    .any(|a| matches!(a, ChainAttr::Table(t) if t == table)),
+                _ => false,
+            })
+            .collect())
     }
 
     /// The rules of one table, every chain, from one dump.

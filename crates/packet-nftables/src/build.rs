@@ -221,8 +221,9 @@ pub fn del_chain(family: NfProto, table: &str, name: &str) -> NftMessage {
     )
 }
 
-/// `GETCHAIN` dump of the chains of one table (the kernel filters by
-/// `NFTA_CHAIN_TABLE` in `nf_tables_dump_chains()`).
+/// `GETCHAIN` dump asking for the chains of one table. The kernel (6.1)
+/// ignores the table name in a chain dump (`nf_tables_dump_chains()` only
+/// filters by family), so the reader must filter the replies by table.
 pub fn get_chains(family: NfProto, table: &str) -> NftMessage {
     NftMessage::new(
         family,

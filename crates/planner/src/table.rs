@@ -72,8 +72,9 @@ pub struct DesiredTable {
 }
 
 impl DesiredTable {
-    /// The table for `family` under `config` (layout in /tmp/issue3.md,
-    /// "The nf_tables table per family").
+    /// The table for `family` under `config`: kube-proxy's IPVS-mode
+    /// static rules (KUBE-SERVICES, KUBE-MARK-MASQ, KUBE-POSTROUTING and the
+    /// filter rules) as chains of one table owned by kube-ipvs.
     pub fn for_family(family: IpFamily, config: &NodeConfig) -> Self {
         let proto = family.nf_proto();
         let cluster_ip = SetRole::ClusterIp.set_name(family);

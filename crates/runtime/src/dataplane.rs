@@ -51,6 +51,9 @@ pub struct ApplyReport {
     /// Sets were created: the plan must be made again with their indexes
     /// before the table that references them can be installed.
     pub created_sets: bool,
+    /// An add found its object already in the kernel: the cache was behind,
+    /// so the next sync should read the kernel back.
+    pub drift_seen: bool,
 }
 
 /// The kernel clients kube-ipvs uses, in the network namespace it runs in.
@@ -156,12 +159,17 @@ impl Dataplane {
     /// name, the kernel's rule dump stops after the first table of that
     /// name, `nf_tables_dump_rules()` in 6.1.)
     async fn read_tables(&mut self, observed: &mut Observed) -> Result<()> {
-        observed.tables.clear();
         for family in IpFamily::ALL {
-            let chains = self.nft.chains(family.nf_proto(), TABLE_NAME).await?;
-            if chains.is_empty() {
-                continue;
-            }
+            self.read_table(observed, family).await?;
+        }
+        Ok(())
+    }
+
+    /// One family's `kube-ipvs` table (absent when it has no chain).
+    async fn read_table(&mut self, observed: &mut Observed, family: IpFamily) -> Result<()> {
+        observed.tables.remove(&family);
+        let chains = self.nft.chains(family.nf_proto(), TABLE_NAME).await?;
+        if !chains.is_empty() {
             let rules = self.nft.rules(family.nf_proto(), TABLE_NAME).await?;
             observed
                 .tables
@@ -190,13 +198,19 @@ impl Dataplane {
                 continue;
             }
             match &batch[0].action {
-                action if ipvs_change(action).is_some() => {
+                action if is_ipvs(action) => {
                     let changes: Vec<IpvsChange> = batch
                         .iter()
                         .filter_map(|s| ipvs_change(&s.action))
                         .collect();
                     let outcomes = self.ipvs.apply(&changes).await;
                     for (step, outcome) in batch.into_iter().zip(outcomes) {
+                        if outcome
+                            .as_ref()
+                            .is_err_and(|e| e.class() == ErrorClass::AlreadyExists)
+                        {
+                            run.report.drift_seen = true;
+                        }
                         run.settle(step, outcome.or_else(benign(&step.action)), observed);
                     }
                 }
@@ -270,9 +284,15 @@ impl Dataplane {
         observed: &mut Observed,
     ) -> kipvs_netlink::Result<()> {
         match action {
-            Action::ReplaceTable { messages, .. } => {
+            Action::ReplaceTable { family, messages } => {
                 self.nft.apply(messages.clone()).await?;
-                self.read_tables(observed).await.map_err(into_kernel)?;
+                let family = IpFamily::ALL
+                    .into_iter()
+                    .find(|f| f.nf_proto() == *family)
+                    .unwrap_or(IpFamily::V4);
+                self.read_table(observed, family)
+                    .await
+                    .map_err(into_kernel)?;
                 Ok(())
             }
             Action::AddSetEntries { set, entries } => self.ipset.add(set, entries).await,
@@ -381,11 +401,11 @@ impl Run {
                 self.report.failed += 1;
                 match &step.owner {
                     Some(owner) => {
-                        warn!(service = %owner, step = %describe(&step.action), %error, "failed; the service is retried on the next sync");
+                        warn!(service = %owner, step = %step.action, %error, "failed; the service is retried on the next sync");
                         self.report.failed_owners.insert(owner.clone());
                     }
                     None => {
-                        warn!(step = %describe(&step.action), %error, "failed; no address is bound until it succeeds");
+                        warn!(step = %step.action, %error, "failed; no address is bound until it succeeds");
                         self.node_failed = true;
                     }
                 }
@@ -405,7 +425,7 @@ fn no_link() -> kipvs_netlink::Error {
 /// The end of the run of steps starting at `start` that go out together.
 fn batch_end(steps: &[Step], start: usize) -> usize {
     let kind = |action: &Action| match action {
-        a if ipvs_change(a).is_some() => 1,
+        a if is_ipvs(a) => 1,
         Action::BindAddress(_) => 2,
         Action::UnbindAddress(_) => 3,
         Action::CreateSet { .. } => 4,
@@ -420,6 +440,18 @@ fn batch_end(steps: &[Step], start: usize) -> usize {
             .iter()
             .take_while(|s| kind(&s.action) == first)
             .count()
+}
+
+fn is_ipvs(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::AddService(_)
+            | Action::UpdateService(_)
+            | Action::DeleteService(_)
+            | Action::AddDestination(..)
+            | Action::UpdateDestination(..)
+            | Action::DeleteDestination(..)
+    )
 }
 
 fn ipvs_change(action: &Action) -> Option<IpvsChange> {
@@ -460,27 +492,5 @@ fn into_kernel(error: crate::RuntimeError) -> kipvs_netlink::Error {
             kind: "re-read",
             detail: other.to_string(),
         },
-    }
-}
-
-/// A short human description of a step for log lines.
-pub fn describe(action: &Action) -> String {
-    match action {
-        Action::CreateSet { name, .. } => format!("create set {name}"),
-        Action::ReplaceTable { family, .. } => format!("install table {family:?} {TABLE_NAME}"),
-        Action::AddService(s) => format!("add virtual service {:?}", s.key),
-        Action::UpdateService(s) => format!("update virtual service {:?}", s.key),
-        Action::DeleteService(k) => format!("delete virtual service {k:?}"),
-        Action::AddDestination(k, d) => format!("add real server {}:{} to {k:?}", d.addr, d.port),
-        Action::UpdateDestination(k, d) => {
-            format!("update real server {}:{} of {k:?}", d.addr, d.port)
-        }
-        Action::DeleteDestination(k, a, p) => format!("delete real server {a}:{p} of {k:?}"),
-        Action::AddSetEntries { set, entries } => format!("add {} entries to {set}", entries.len()),
-        Action::DeleteSetEntries { set, entries } => {
-            format!("delete {} entries from {set}", entries.len())
-        }
-        Action::BindAddress(ip) => format!("bind {ip} to {DUMMY_LINK}"),
-        Action::UnbindAddress(ip) => format!("unbind {ip} from {DUMMY_LINK}"),
     }
 }

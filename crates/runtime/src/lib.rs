@@ -13,9 +13,7 @@ mod error;
 mod record;
 mod sync;
 
-pub use dataplane::{
-    describe, owned_sets, ApplyReport, CleanupReport, Dataplane, DUMMY_LINK, SYSCTLS,
-};
+pub use dataplane::{owned_sets, ApplyReport, CleanupReport, Dataplane, DUMMY_LINK, SYSCTLS};
 pub use duration::parse_duration;
 pub use error::{Result, RuntimeError};
 pub use sync::{run, SyncConfig, SyncOutcome, Syncer};

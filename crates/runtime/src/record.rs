@@ -4,6 +4,8 @@
 //! Only steps the kernel confirmed are recorded; a failed step stays
 //! missing from the cache and is planned again on the next sync.
 
+use std::collections::HashSet;
+
 use kipvs_packet_ipvs::Destination;
 use kipvs_planner::{entry_key, Action, Observed, VirtualServiceKey};
 
@@ -46,9 +48,10 @@ pub fn record(observed: &mut Observed, action: &Action) {
         }
         Action::AddSetEntries { set, entries } => {
             if let Some(info) = observed.sets.get_mut(set) {
+                // Keys once per action: sets hold an entry per service port.
+                let mut present: HashSet<String> = info.entries.iter().map(entry_key).collect();
                 for entry in entries {
-                    let key = entry_key(entry);
-                    if !info.entries.iter().any(|e| entry_key(e) == key) {
+                    if present.insert(entry_key(entry)) {
                         info.entries.push(entry.clone());
                     }
                 }
@@ -56,7 +59,7 @@ pub fn record(observed: &mut Observed, action: &Action) {
         }
         Action::DeleteSetEntries { set, entries } => {
             if let Some(info) = observed.sets.get_mut(set) {
-                let gone: Vec<String> = entries.iter().map(entry_key).collect();
+                let gone: HashSet<String> = entries.iter().map(entry_key).collect();
                 info.entries.retain(|e| !gone.contains(&entry_key(e)));
             }
         }

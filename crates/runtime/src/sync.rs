@@ -92,7 +92,15 @@ pub async fn run(
             }
             changed = snapshots.changed() => {
                 changed.map_err(|_| RuntimeError::SourceStopped)?;
-                sleep_until(started + config.min_sync_period).await;
+                // Coalesce: no sync sooner than min_sync_period after the
+                // last one started; SIGTERM still ends the wait.
+                tokio::select! {
+                    () = sleep_until(started + config.min_sync_period) => {}
+                    () = &mut shutdown => {
+                        info!("shutting down; the kernel state stays in place");
+                        return Ok(());
+                    }
+                }
             }
             () = sleep_until(next_full) => {}
         }
@@ -107,6 +115,9 @@ pub struct Syncer {
     config: SyncConfig,
     dataplane: Dataplane,
     observed: Option<Observed>,
+    /// An apply found the kernel ahead of the cache (an add that already
+    /// existed): the next sync reads the kernel back.
+    observed_stale: bool,
     last_full: Instant,
     warnings: BTreeSet<Warning>,
 }
@@ -117,6 +128,7 @@ impl Syncer {
             config,
             dataplane: Dataplane::open(counters).await?,
             observed: None,
+            observed_stale: false,
             last_full: Instant::now(),
             warnings: BTreeSet::new(),
         })
@@ -145,7 +157,7 @@ impl Syncer {
             &self.config.node,
         );
         self.log_new_warnings(&desired.warnings);
-        let full = full || self.observed.is_none();
+        let full = full || self.observed.is_none() || std::mem::take(&mut self.observed_stale);
         if full {
             self.observed = Some(self.dataplane.observe(&desired.addresses).await?);
             self.last_full = Instant::now();
@@ -166,6 +178,11 @@ impl Syncer {
             let report = self.dataplane.apply(&plan, observed).await;
             steps += plan.steps.len();
             failed += report.failed;
+            if report.drift_seen {
+                // The kernel held something the cache did not know about:
+                // read everything back on the next sync.
+                self.observed_stale = true;
+            }
             if !report.created_sets {
                 break;
             }
