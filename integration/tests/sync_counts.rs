@@ -526,3 +526,52 @@ fn a_failure_on_one_service_does_not_stop_the_others() {
     let cluster_set = netns.exec(&["ipset", "list", "KUBE-CLUSTER-IP"]);
     assert!(cluster_set.contains("10.96.9.9,tcp:80"), "{cluster_set}");
 }
+
+/// A removed service whose address was already unbound (the daemon stopped
+/// between unbinding it and deleting its virtual service) is still ours: its
+/// KUBE-IPVS-IPS entry is only deleted after the virtual service, and a
+/// fresh daemon finishes the removal instead of leaking the virtual service.
+#[test]
+fn a_half_removed_service_is_finished_by_the_next_daemon() {
+    let netns = TestNetns::new("half-removed");
+    let both = Arc::new(Snapshot::new(
+        vec![service("web", "10.96.0.10"), service("db", "10.96.0.20")],
+        vec![
+            slice("web", &[("10.244.1.2".to_owned(), NODE)]),
+            slice("db", &[("10.244.1.3".to_owned(), NODE)]),
+        ],
+        None,
+    ));
+    netns.run({
+        let both = both.clone();
+        move || async move {
+            let mut syncer = Syncer::open(config(), Counters::default()).await.unwrap();
+            let outcome = syncer.sync(&both, true).await.unwrap();
+            assert_eq!(outcome.failed, 0);
+        }
+    });
+    assert!(ipvs_lines(&netns)
+        .iter()
+        .any(|l| l.contains("10.96.0.20:80")));
+    // What the removal does before it deletes the virtual service.
+    netns.exec(&["ip", "addr", "del", "10.96.0.20/32", "dev", "kube-ipvs0"]);
+    netns.exec(&["ipset", "del", "KUBE-CLUSTER-IP", "10.96.0.20,tcp:80"]);
+
+    let web_only = Arc::new(Snapshot::new(
+        vec![service("web", "10.96.0.10")],
+        vec![slice("web", &[("10.244.1.2".to_owned(), NODE)])],
+        None,
+    ));
+    netns.run(move || async move {
+        // A new daemon: nothing cached.
+        let mut syncer = Syncer::open(config(), Counters::default()).await.unwrap();
+        let outcome = syncer.sync(&web_only, true).await.unwrap();
+        assert_eq!(outcome.failed, 0);
+    });
+    let ipvs = ipvs_lines(&netns);
+    assert!(!ipvs.iter().any(|l| l.contains("10.96.0.20")), "{ipvs:?}");
+    assert!(ipvs.iter().any(|l| l.contains("10.96.0.10:80")), "{ipvs:?}");
+    let listed = netns.exec(&["ipset", "list", "KUBE-IPVS-IPS"]);
+    assert!(!listed.contains("10.96.0.20"), "{listed}");
+    assert!(listed.contains("10.96.0.10"), "{listed}");
+}

@@ -230,7 +230,12 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         }
     }
 
-    // 7. Set entries to delete (only in our sets; never a whole set).
+    // 7. Set entries to delete (only in our sets; never a whole set). The
+    // KUBE-IPVS-IPS entries wait until step 9: they are how the runtime
+    // still recognises a removed service's virtual service as ours once its
+    // address is unbound, should the deletion fail or the daemon stop in
+    // between. (They do not steer traffic once the address is unbound.)
+    let mut ipvs_ips_deletions = Vec::new();
     for (name, set) in &desired.sets {
         let Some(info) = observed.sets.get(name) else {
             continue;
@@ -258,13 +263,15 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
             by_owner.entry(owner).or_default().push(bare);
         }
         for (owner, entries) in by_owner {
-            push(
-                owner.as_ref(),
-                Action::DeleteSetEntries {
-                    set: name.clone(),
-                    entries,
-                },
-            );
+            let action = Action::DeleteSetEntries {
+                set: name.clone(),
+                entries,
+            };
+            if role == Some(SetRole::IpvsIps) {
+                ipvs_ips_deletions.push((owner, action));
+            } else {
+                push(owner.as_ref(), action);
+            }
         }
     }
 
@@ -273,6 +280,11 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         if !desired.virtual_services.contains_key(key) {
             push(owners.of_service(key), Action::DeleteService(key.key()));
         }
+    }
+
+    // 9. The KUBE-IPVS-IPS entries held back in step 7.
+    for (owner, action) in ipvs_ips_deletions {
+        push(owner.as_ref(), action);
     }
 
     Plan { steps }

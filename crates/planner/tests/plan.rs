@@ -255,8 +255,10 @@ fn removed_service_is_unbound_and_unlisted_before_it_is_deleted() {
         [
             "[default/db] unbind 10.96.0.20",
             "[default/db] delete 1 entries from KUBE-CLUSTER-IP",
-            "[default/db] delete 1 entries from KUBE-IPVS-IPS",
             "[default/db] delete service tcp 10.96.0.20:5432",
+            // Last: until the virtual service is gone, this entry is what
+            // marks it as ours once its address is unbound.
+            "[default/db] delete 1 entries from KUBE-IPVS-IPS",
         ]
     );
     assert!(p.steps.iter().all(|s| s.owner == db));

@@ -99,9 +99,11 @@ impl Dataplane {
     /// Also repairs what the reading depends on: a deleted `kube-ipvs0` is
     /// created again, changed sysctls are set again.
     ///
-    /// A virtual service is ours when its address is bound to `kube-ipvs0`
-    /// or is one we want to bind (`claimed`); anything else in the IPVS
-    /// table belongs to someone else and is never touched.
+    /// A virtual service is ours when its address is bound to `kube-ipvs0`,
+    /// is listed in our `KUBE-IPVS-IPS` sets (a removed service whose
+    /// address is already unbound: the planner deletes that entry only after
+    /// the virtual service), or is one we want to bind (`claimed`); anything
+    /// else in the IPVS table belongs to someone else and is never touched.
     pub async fn observe(&mut self, claimed: &BTreeSet<IpAddr>) -> Result<Observed> {
         self.set_sysctls()?;
         let link_index = self.links.ensure_dummy(DUMMY_LINK).await?;
@@ -115,6 +117,8 @@ impl Dataplane {
                 .collect(),
             ..Observed::default()
         };
+        self.read_sets(&mut observed).await?;
+        let listed = service_ips_in_sets(&observed);
         let services: Vec<_> = self
             .ipvs
             .services()
@@ -122,8 +126,9 @@ impl Dataplane {
             .into_iter()
             .filter(|service| {
                 let key = VirtualServiceKey(service.key);
-                key.addr()
-                    .is_some_and(|a| observed.addresses.contains(&a) || claimed.contains(&a))
+                key.addr().is_some_and(|a| {
+                    observed.addresses.contains(&a) || listed.contains(&a) || claimed.contains(&a)
+                })
             })
             .collect();
         let keys: Vec<_> = services.iter().map(|s| s.key).collect();
@@ -133,7 +138,6 @@ impl Dataplane {
                 .virtual_services
                 .insert(VirtualServiceKey(service.key), (service, destinations?));
         }
-        self.read_sets(&mut observed).await?;
         self.read_tables(&mut observed).await?;
         Ok(observed)
     }
@@ -319,12 +323,15 @@ impl Dataplane {
                 .await?;
             report.tables += 1;
         }
-        // Without kube-ipvs0 no IPVS service is ours.
+        // Ours: the services on kube-ipvs0's addresses or listed in our
+        // KUBE-IPVS-IPS sets.
         let link_index = self.links.link_index(DUMMY_LINK).await?;
-        let addresses: BTreeSet<IpAddr> = match link_index {
+        let mut addresses: BTreeSet<IpAddr> = match link_index {
             Some(index) => self.links.addresses(index).await?.into_iter().collect(),
             None => BTreeSet::new(),
         };
+        self.read_sets(&mut observed).await?;
+        addresses.extend(service_ips_in_sets(&observed));
         let ours: Vec<IpvsChange> = self
             .ipvs
             .services()
@@ -350,7 +357,6 @@ impl Dataplane {
         if let Some(index) = link_index {
             self.links.delete_link(index).await?;
         }
-        self.read_sets(&mut observed).await?;
         for name in observed.sets.keys() {
             self.ipset.destroy(name).await?;
             report.sets += 1;
@@ -412,6 +418,15 @@ impl Run {
             }
         }
     }
+}
+
+/// The service addresses listed in our `KUBE-IPVS-IPS` / `KUBE-6-IPVS-IPS`.
+fn service_ips_in_sets(observed: &Observed) -> BTreeSet<IpAddr> {
+    IpFamily::ALL
+        .into_iter()
+        .filter_map(|family| observed.sets.get(SetRole::IpvsIps.set_name(family)))
+        .flat_map(|set| set.entries.iter().filter_map(|entry| entry.ip))
+        .collect()
 }
 
 fn no_link() -> kipvs_netlink::Error {
