@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+mod common;
+
 use kipvs_cluster::{kube_source, Snapshot, SnapshotReceiver};
 use kipvs_fake_apiserver::FakeApiServer;
 use kube::client::{Body, ClientBuilder};
@@ -112,29 +114,7 @@ fn node(name: &str, zone: &str) -> Value {
 
 /// The snapshot as comparable lines: kind, namespace/name and the fields the tests change.
 fn summary(snapshot: &Snapshot) -> Vec<String> {
-    let mut lines = Vec::new();
-    for service in &snapshot.services {
-        let ip = service.spec.as_ref().and_then(|s| s.cluster_ip.clone());
-        lines.push(format!(
-            "Service {}/{} {}",
-            service.namespace().unwrap_or_default(),
-            service.name_any(),
-            ip.unwrap_or_default()
-        ));
-    }
-    for slice in &snapshot.endpoint_slices {
-        let addresses: Vec<&str> = slice
-            .endpoints
-            .iter()
-            .flat_map(|e| e.addresses.iter().map(String::as_str))
-            .collect();
-        lines.push(format!(
-            "EndpointSlice {}/{} {}",
-            slice.namespace().unwrap_or_default(),
-            slice.name_any(),
-            addresses.join(",")
-        ));
-    }
+    let mut lines = common::services_and_slices(snapshot);
     if let Some(node) = &snapshot.node {
         let zone = node.labels().get("topology.kubernetes.io/zone").cloned();
         lines.push(format!(

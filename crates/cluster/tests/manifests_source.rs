@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
 use kipvs_cluster::{manifests_source, ClusterError, Snapshot, SnapshotReceiver};
 use kube::ResourceExt;
 
@@ -74,29 +76,7 @@ fn node(name: &str) -> String {
 
 /// The snapshot as comparable lines: kind, namespace/name and the one field each test changes.
 fn summary(snapshot: &Snapshot) -> Vec<String> {
-    let mut lines = Vec::new();
-    for service in &snapshot.services {
-        let ip = service.spec.as_ref().and_then(|s| s.cluster_ip.clone());
-        lines.push(format!(
-            "Service {}/{} {}",
-            service.namespace().unwrap_or_default(),
-            service.name_any(),
-            ip.unwrap_or_default()
-        ));
-    }
-    for slice in &snapshot.endpoint_slices {
-        let addresses: Vec<&str> = slice
-            .endpoints
-            .iter()
-            .flat_map(|e| e.addresses.iter().map(String::as_str))
-            .collect();
-        lines.push(format!(
-            "EndpointSlice {}/{} {}",
-            slice.namespace().unwrap_or_default(),
-            slice.name_any(),
-            addresses.join(",")
-        ));
-    }
+    let mut lines = common::services_and_slices(snapshot);
     if let Some(node) = &snapshot.node {
         lines.push(format!("Node {}", node.name_any()));
     }
