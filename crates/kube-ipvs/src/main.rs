@@ -1,14 +1,18 @@
 //! `kube-ipvs`: the node daemon. Parses flags, picks the cluster-state
 //! source, and hands over to the runtime's sync loop.
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
 
 use anyhow::Context;
-use clap::{ArgAction, Parser};
+use clap::{error::ErrorKind, ArgAction, CommandFactory, Parser};
 use ipnet::IpNet;
 use kipvs_netlink::Counters;
-use kipvs_planner::NodeConfig;
-use kipvs_runtime::{parse_duration, Dataplane, SyncConfig};
+use kipvs_planner::{NodeConfig, NodePortAddresses};
+use kipvs_runtime::{parse_duration, Dataplane, ProxyHealth, SyncConfig};
 use tracing_subscriber::EnvFilter;
 
 /// An IPVS-native Kubernetes service proxy. Flags take kube-proxy's names
@@ -34,14 +38,28 @@ struct Args {
     #[arg(long)]
     masquerade_all: bool,
     /// IPVS scheduler of every virtual service.
-    #[arg(long, default_value = "rr", value_name = "NAME")]
+    #[arg(long, default_value = "rr", value_parser = parse_scheduler, value_name = "NAME")]
     ipvs_scheduler: String,
+    /// A list of CIDR ranges that contain valid node IPs, or alternatively,
+    /// the single string 'primary'. If set, connections to NodePort
+    /// services will only be accepted on the specified node IPs. If unset,
+    /// NodePort connections will be accepted on all local IPs.
+    #[arg(long, value_name = "CIDR[,CIDR]|primary", value_delimiter = ',')]
+    nodeport_addresses: Vec<String>,
+    /// The IP address and port (default port 10256) for the health check
+    /// server (/healthz, /livez) to serve on; empty to disable.
+    #[arg(long, default_value = "0.0.0.0:10256", value_parser = parse_bind_address, value_name = "IP[:PORT]")]
+    healthz_bind_address: BindAddress,
     /// Full resync period, which also repairs drift.
     #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     sync_period: Duration,
     /// Shortest time between two syncs (coalesces bursts of changes).
     #[arg(long, default_value = "0s", value_parser = parse_duration, value_name = "DURATION")]
     min_sync_period: Duration,
+    /// How long a removed TCP real server may drain at weight 0 before it
+    /// is deleted even with connections left.
+    #[arg(long, default_value = "15m", value_parser = parse_duration, value_name = "DURATION")]
+    ipvs_graceful_period: Duration,
     /// Remove everything kube-ipvs created and exit.
     #[arg(long)]
     cleanup: bool,
@@ -61,6 +79,8 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(?report, "cleanup done");
         return Ok(());
     }
+    let nodeport_addresses = parse_nodeport_addresses(&args.nodeport_addresses)
+        .unwrap_or_else(|e| usage_error(&format!("--nodeport-addresses: {e}")));
     let node_name = match args.node_name {
         Some(name) => name,
         None => hostname().context("no --node-name and no hostname")?,
@@ -86,11 +106,20 @@ async fn main() -> anyhow::Result<()> {
             cluster_cidrs: args.cluster_cidr,
             masquerade_all: args.masquerade_all,
             scheduler: args.ipvs_scheduler,
+            nodeport_addresses,
+            ..NodeConfig::new("")
         },
         sync_period: args.sync_period,
         min_sync_period: args.min_sync_period,
+        graceful_period: args.ipvs_graceful_period,
     };
-    match kipvs_runtime::run(config, snapshots, counters, shutdown_signal()).await {
+    // kube-proxy's health timeout: a change not applied within two sync
+    // periods makes the proxy unhealthy.
+    let health = ProxyHealth::new(2 * args.sync_period);
+    if let BindAddress(Some(address)) = args.healthz_bind_address {
+        tokio::spawn(kipvs_runtime::serve_healthz(address, health.clone()));
+    }
+    match kipvs_runtime::run(config, health, snapshots, counters, shutdown_signal()).await {
         // The source ended: its own error says why (say, no manifests dir).
         Err(kipvs_runtime::RuntimeError::SourceStopped) => match source.await {
             Ok(Err(error)) => Err(error).context("reading the cluster state"),
@@ -114,6 +143,67 @@ async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kub
         None => kube::Config::infer().await?,
     };
     Ok(kube::Client::try_from(config)?)
+}
+
+/// A command-line error found after parsing: reported like clap's own
+/// (usage, exit status 2).
+fn usage_error(message: &str) -> ! {
+    Args::command()
+        .error(ErrorKind::ValueValidation, message)
+        .exit()
+}
+
+/// `--ipvs-scheduler`: one of the kernel's schedulers; anything else is
+/// refused at startup rather than on every virtual service.
+fn parse_scheduler(name: &str) -> Result<String, String> {
+    kipvs_planner::validate_scheduler(name).map(|()| name.to_owned())
+}
+
+/// `--nodeport-addresses`: CIDRs, or the single word `primary`; none (or
+/// an empty flag) means every node address.
+fn parse_nodeport_addresses(values: &[String]) -> Result<NodePortAddresses, String> {
+    let values: Vec<&str> = values
+        .iter()
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+        .collect();
+    match values[..] {
+        [] => Ok(NodePortAddresses::All),
+        ["primary"] => Ok(NodePortAddresses::Primary),
+        _ => values
+            .iter()
+            .map(|value| match value.parse::<ipnet::IpNet>() {
+                Ok(cidr) => Ok(cidr.trunc()),
+                Err(_) if *value == "primary" => {
+                    Err("'primary' cannot be combined with CIDRs".to_owned())
+                }
+                Err(_) => Err(format!("invalid CIDR {value:?}")),
+            })
+            .collect::<Result<_, _>>()
+            .map(NodePortAddresses::Cidrs),
+    }
+}
+
+/// Where the health check server listens; `None` (an empty flag) turns it
+/// off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BindAddress(Option<SocketAddr>);
+
+/// kube-proxy's port for `/healthz` when the flag gives only an address.
+const HEALTHZ_PORT: u16 = 10256;
+
+/// `IP:PORT`, `[IPv6]:PORT`, a bare IP (port 10256) or the empty string.
+fn parse_bind_address(value: &str) -> Result<BindAddress, String> {
+    if value.is_empty() {
+        return Ok(BindAddress(None));
+    }
+    if let Ok(address) = value.parse::<SocketAddr>() {
+        return Ok(BindAddress(Some(address)));
+    }
+    match value.parse::<IpAddr>() {
+        Ok(ip) => Ok(BindAddress(Some(SocketAddr::new(ip, HEALTHZ_PORT)))),
+        Err(_) => Err(format!("{value:?} is not IP:PORT, an IP, or empty")),
+    }
 }
 
 /// SIGTERM or SIGINT.
@@ -145,4 +235,82 @@ fn init_logging(verbose: u8) {
         .with_env_filter(filter)
         .with_target(false)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(values: &[&str]) -> Vec<String> {
+        values.iter().map(|v| (*v).to_owned()).collect()
+    }
+
+    #[test]
+    fn nodeport_addresses_are_cidrs_or_primary() {
+        assert_eq!(parse_nodeport_addresses(&[]), Ok(NodePortAddresses::All));
+        assert_eq!(
+            parse_nodeport_addresses(&strings(&["primary"])),
+            Ok(NodePortAddresses::Primary)
+        );
+        assert_eq!(
+            parse_nodeport_addresses(&strings(&["192.168.77.9/24", "fd00::/64"])),
+            Ok(NodePortAddresses::Cidrs(vec![
+                "192.168.77.0/24".parse().unwrap(),
+                "fd00::/64".parse().unwrap()
+            ]))
+        );
+        assert_eq!(
+            parse_nodeport_addresses(&strings(&["primary", "10.0.0.0/8"])),
+            Err("'primary' cannot be combined with CIDRs".to_owned())
+        );
+        assert_eq!(
+            parse_nodeport_addresses(&strings(&["10.0.0.0/33"])),
+            Err("invalid CIDR \"10.0.0.0/33\"".to_owned())
+        );
+    }
+
+    #[test]
+    fn nodeport_addresses_flag_takes_a_comma_list() {
+        let args =
+            Args::try_parse_from(["kube-ipvs", "--nodeport-addresses", "10.0.0.0/8,fd00::/64"])
+                .unwrap();
+        assert_eq!(
+            args.nodeport_addresses,
+            strings(&["10.0.0.0/8", "fd00::/64"])
+        );
+    }
+
+    #[test]
+    fn an_unknown_scheduler_is_refused_at_startup() {
+        let args = Args::try_parse_from(["kube-ipvs", "--ipvs-scheduler", "mh"]).unwrap();
+        assert_eq!(args.ipvs_scheduler, "mh");
+        let error = Args::try_parse_from(["kube-ipvs", "--ipvs-scheduler", "fastest"]).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ValueValidation);
+        assert!(
+            error
+                .to_string()
+                .contains("unknown IPVS scheduler \"fastest\""),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn healthz_bind_address_defaults_and_can_be_disabled() {
+        let default = Args::try_parse_from(["kube-ipvs"]).unwrap();
+        assert_eq!(
+            default.healthz_bind_address,
+            BindAddress(Some("0.0.0.0:10256".parse().unwrap()))
+        );
+        let off = Args::try_parse_from(["kube-ipvs", "--healthz-bind-address", ""]).unwrap();
+        assert_eq!(off.healthz_bind_address, BindAddress(None));
+        assert_eq!(
+            parse_bind_address("::1"),
+            Ok(BindAddress(Some("[::1]:10256".parse().unwrap())))
+        );
+        assert_eq!(
+            parse_bind_address("[::]:9000"),
+            Ok(BindAddress(Some("[::]:9000".parse().unwrap())))
+        );
+        assert!(parse_bind_address("localhost:1").is_err());
+    }
 }

@@ -36,13 +36,16 @@ pub struct Flow {
 
 /// Which flows to select; `None` matches anything. kube-proxy's three uses:
 /// UDP to a service IP (orig dst), UDP to a NodePort (orig dport), UDP
-/// answered by a removed endpoint (reply src).
+/// answered by a removed endpoint (reply src); kube-ipvs combines them:
+/// a virtual service's flows (orig dst and dport), or only those a removed
+/// real server answered (plus reply src and sport).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FlowFilter {
     pub protocol: Option<u8>,
     pub original_dst: Option<IpAddr>,
     pub original_dport: Option<u16>,
     pub reply_src: Option<IpAddr>,
+    pub reply_sport: Option<u16>,
 }
 
 impl FlowFilter {
@@ -51,6 +54,7 @@ impl FlowFilter {
             && self.original_dst.is_none_or(|d| d == flow.original.dst)
             && self.original_dport.is_none_or(|p| p == flow.original.dport)
             && self.reply_src.is_none_or(|s| s == flow.reply.src)
+            && self.reply_sport.is_none_or(|p| p == flow.reply.sport)
     }
 }
 
@@ -120,7 +124,27 @@ impl Conntrack {
 
     /// Dumps, filters and deletes in one call; returns how many flows went.
     pub async fn delete_matching(&mut self, ipv6: bool, filter: &FlowFilter) -> Result<usize> {
-        let flows = self.flows(ipv6, filter).await?;
+        self.delete_matching_any(ipv6, std::slice::from_ref(filter))
+            .await
+    }
+
+    /// Like [`Conntrack::delete_matching`] for the flows any of `filters`
+    /// selects, still from one dump (kube-proxy's fix for a dump per
+    /// filter, kubernetes#135511). No filter: nothing is read.
+    pub async fn delete_matching_any(
+        &mut self,
+        ipv6: bool,
+        filters: &[FlowFilter],
+    ) -> Result<usize> {
+        if filters.is_empty() {
+            return Ok(0);
+        }
+        let flows: Vec<Flow> = self
+            .flows(ipv6, &FlowFilter::default())
+            .await?
+            .into_iter()
+            .filter(|flow| filters.iter().any(|filter| filter.matches(flow)))
+            .collect();
         let mut deleted = 0;
         for outcome in self.delete(&flows).await {
             outcome?;
@@ -257,6 +281,14 @@ mod tests {
             ..Default::default()
         };
         assert!(!tcp_only.matches(&a));
+        let answered_by_port = FlowFilter {
+            reply_src: Some("10.244.1.2".parse().unwrap()),
+            reply_sport: Some(53),
+            ..Default::default()
+        };
+        let mut other_port = a;
+        other_port.reply.sport = 5353;
+        assert!(answered_by_port.matches(&a) && !answered_by_port.matches(&other_port));
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! every ack and dump part, classifies errors ([`ErrorClass`]) and counts
 //! messages per family and kind ([`Counters`]). The typed clients on top
 //! (IPVS, ipset, nf_tables, links and addresses, conntrack) only build
-//! requests and read replies.
+//! requests and read replies. [`AddressEvents`] is the one receive-only
+//! socket: address change notifications, which say when to re-read.
 
+mod address_events;
 mod channel;
 mod conntrack;
 mod counters;
@@ -20,6 +22,7 @@ mod links;
 mod nftables;
 mod sysctl;
 
+pub use address_events::AddressEvents;
 pub use channel::Channel;
 pub use conntrack::{Conntrack, Flow, FlowFilter, FlowTuple};
 pub use counters::{Count, Counters, CountersSnapshot};

@@ -2,29 +2,32 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    net::IpAddr,
+    net::{IpAddr, SocketAddr},
     sync::Arc,
 };
 
 use k8s_openapi::api::{core::v1::Service as K8sService, discovery::v1::EndpointSlice};
 use kipvs_packet_ipset::Entry;
-use kipvs_packet_ipvs::{Destination, Protocol, Service};
+use kipvs_packet_ipvs::{Destination, Protocol, Service, ServiceFlags};
 
 use crate::{
     config::NodeConfig,
-    endpoints::EndpointIndex,
+    endpoints::{Endpoint, EndpointIndex},
     k8s,
     key::{IpFamily, VirtualServiceKey},
     names::{ServicePortName, Warning},
+    service_ports::{PortSpec, ServiceView},
     sets::{DesiredSet, SetRole},
     table::DesiredTable,
+    targets::{PortTargets, ServiceTargets},
 };
 
 /// One IPVS virtual service with its real servers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredVirtualService {
     pub owner: ServicePortName,
-    /// Key, scheduler, flags, timeout, netmask (`Service::new` defaults).
+    /// Key, scheduler, flags (scheduler flags, `persistent` for ClientIP
+    /// affinity), timeout; the family's default netmask.
     pub service: Service,
     /// Masq, weight 1, by (address, port).
     pub destinations: BTreeMap<(IpAddr, u16), Destination>,
@@ -34,14 +37,34 @@ pub struct DesiredVirtualService {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired {
     pub virtual_services: BTreeMap<VirtualServiceKey, DesiredVirtualService>,
-    /// To bind on `kube-ipvs0` (as /32 and /128).
+    /// To bind on `kube-ipvs0` (as /32 and /128): cluster IPs, and the
+    /// external and load-balancer IPs no other interface of the node has.
     pub addresses: BTreeSet<IpAddr>,
-    /// All six sets, also when empty.
+    /// Every set of [`SetRole::ALL`] in both families, also when empty.
     pub sets: BTreeMap<String, DesiredSet>,
     /// `kube-ipvs` for ip, then ip6.
     pub tables: Vec<DesiredTable>,
     /// What was skipped and why.
     pub warnings: Vec<Warning>,
+    /// `healthCheckNodePort` → the service it reports on, for services of
+    /// type LoadBalancer with externalTrafficPolicy Local. The runtime
+    /// serves one HTTP listener per port.
+    pub health_checks: BTreeMap<u16, HealthCheck>,
+}
+
+/// What one health-check node port answers (kube-proxy's
+/// `service_health.go`): 200 when `local_endpoints > 0`, else 503, with
+/// body `{"service":{"namespace":…,"name":…},"localEndpoints":N,
+/// "serviceProxyHealthy":bool}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub namespace: String,
+    pub name: String,
+    /// Ready endpoints of the service on this node, each address counted
+    /// once. Terminating ones do not count even when traffic falls back to
+    /// them: the load balancer should stop sending new clients to a node
+    /// whose endpoints are all going away (KEP-1669).
+    pub local_endpoints: usize,
 }
 
 impl Desired {
@@ -56,11 +79,15 @@ impl Desired {
     }
 }
 
-/// Computes the desired state, kube-proxy IPVS style, for ClusterIP.
+/// Computes the desired state, kube-proxy IPVS style, with Kubernetes'
+/// traffic-policy semantics.
 ///
 /// The result does not depend on the order of the inputs: services and
 /// slices are taken in `namespace/name` order, and when two objects claim
-/// the same thing (a cluster IP and port, a local endpoint) the first wins.
+/// the same thing (an address and port, a local endpoint, a health-check
+/// port) the first wins. Cluster IPs are claimed before any external,
+/// load-balancer or node address, so a Service cannot take over another
+/// one's cluster IP through `externalIPs` (CVE-2020-8554).
 pub fn desired(
     services: &[Arc<K8sService>],
     slices: &[Arc<EndpointSlice>],
@@ -68,23 +95,6 @@ pub fn desired(
 ) -> Desired {
     let mut warnings = Vec::new();
     let endpoints = EndpointIndex::build(slices, &config.node_name, &mut warnings);
-    let mut builder = Builder {
-        config,
-        endpoints: &endpoints,
-        virtual_services: BTreeMap::new(),
-        sets: IpFamily::ALL
-            .into_iter()
-            .flat_map(|family| {
-                SetRole::ALL.into_iter().map(move |role| {
-                    (
-                        role.set_name(family).to_owned(),
-                        DesiredSet::new(role, family),
-                    )
-                })
-            })
-            .collect(),
-        warnings,
-    };
 
     let mut sorted: Vec<(String, Option<String>, &K8sService)> = services
         .iter()
@@ -94,176 +104,196 @@ pub fn desired(
         })
         .collect();
     sorted.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-    for (namespace, name, svc) in sorted {
-        builder.add_service(&namespace, name.as_deref(), svc);
+    let views: Vec<ServiceView> = sorted
+        .into_iter()
+        .filter_map(|(namespace, name, svc)| {
+            ServiceView::read(
+                &namespace,
+                name.as_deref(),
+                svc,
+                &config.scheduler,
+                &mut warnings,
+            )
+        })
+        .collect();
+
+    let mut builder = Builder::new(config, warnings);
+    let targets: Vec<ServiceTargets> = views
+        .iter()
+        .map(|view| ServiceTargets::select(view, &endpoints, config))
+        .collect();
+    for (view, targets) in views.iter().zip(&targets) {
+        for port in &targets.ports {
+            builder.add_cluster_ips(view, port);
+        }
+    }
+    for (view, targets) in views.iter().zip(&targets) {
+        for port in &targets.ports {
+            builder.add_node_ports(view, port);
+            builder.add_external_ips(view, port);
+            builder.add_load_balancer_ips(view, port);
+        }
+        builder.add_health_check(view, targets.local_ready.len());
     }
     builder.finish()
 }
 
-struct Builder<'a> {
-    config: &'a NodeConfig,
-    endpoints: &'a EndpointIndex,
-    virtual_services: BTreeMap<VirtualServiceKey, DesiredVirtualService>,
-    sets: BTreeMap<String, DesiredSet>,
-    warnings: Vec<Warning>,
+pub(crate) struct Builder<'a> {
+    pub(crate) config: &'a NodeConfig,
+    /// [`NodeConfig::node_port_ips`], computed once.
+    pub(crate) node_port_ips: BTreeSet<IpAddr>,
+    pub(crate) virtual_services: BTreeMap<VirtualServiceKey, DesiredVirtualService>,
+    pub(crate) sets: BTreeMap<String, DesiredSet>,
+    /// Addresses for `kube-ipvs0`, with the first service port bound there.
+    pub(crate) bound: BTreeMap<IpAddr, ServicePortName>,
+    pub(crate) health_checks: BTreeMap<u16, HealthCheck>,
+    pub(crate) warnings: Vec<Warning>,
 }
 
-/// A validated `spec.ports[]` entry.
-struct PortSpec {
-    name: String,
-    protocol: Protocol,
-    port: u16,
-}
-
-impl Builder<'_> {
-    fn warn(&mut self, object: &str, reason: impl Into<String>) {
-        self.warnings.push(Warning::new(object, reason));
-    }
-
-    fn add_service(&mut self, namespace: &str, name: Option<&str>, svc: &K8sService) {
-        let object = k8s::object_label("Service", namespace, name);
-        let Some(name) = name else {
-            self.warn(&object, "no metadata.name");
-            return;
-        };
-        let Some(spec) = &svc.spec else {
-            self.warn(&object, "no spec");
-            return;
-        };
-        // Like kube-proxy's ShouldSkipService: no virtual IP to program.
-        if spec.type_.as_deref() == Some("ExternalName") {
-            return;
-        }
-        let ips: Vec<&str> = match &spec.cluster_ips {
-            Some(ips) if !ips.is_empty() => ips.iter().map(String::as_str).collect(),
-            _ => spec.cluster_ip.iter().map(String::as_str).collect(),
-        };
-        if ips.is_empty() || ips.iter().any(|ip| *ip == "None" || ip.is_empty()) {
-            // Headless, or not allocated yet.
-            return;
-        }
-
-        let mut cluster_ips = Vec::new();
-        for text in ips {
-            match text.parse::<IpAddr>() {
-                Ok(ip) if !cluster_ips.contains(&ip) => cluster_ips.push(ip),
-                Ok(_) => {}
-                Err(_) => self.warn(&object, format!("invalid cluster IP {text:?}")),
-            }
-        }
-
-        let mut ports = Vec::new();
-        for port in spec.ports.iter().flatten() {
-            let port_name = port.name.clone().unwrap_or_default();
-            let protocol = match k8s::protocol(port.protocol.as_deref()) {
-                Ok(protocol) => protocol,
-                Err(reason) => {
-                    self.warn(&object, format!("port {port_name:?}: {reason}"));
-                    continue;
-                }
-            };
-            let Some(number) = k8s::port_number(port.port) else {
-                self.warn(
-                    &object,
-                    format!("port {port_name:?}: invalid port {}", port.port),
-                );
-                continue;
-            };
-            ports.push(PortSpec {
-                name: port_name,
-                protocol,
-                port: number,
-            });
-        }
-
-        for ip in cluster_ips {
-            for port in &ports {
-                self.add_service_port(&object, namespace, name, ip, port);
-            }
+impl<'a> Builder<'a> {
+    fn new(config: &'a NodeConfig, warnings: Vec<Warning>) -> Self {
+        Builder {
+            config,
+            node_port_ips: config.node_port_ips(),
+            virtual_services: BTreeMap::new(),
+            sets: IpFamily::ALL
+                .into_iter()
+                .flat_map(|family| {
+                    SetRole::ALL.into_iter().map(move |role| {
+                        (
+                            role.set_name(family).to_owned(),
+                            DesiredSet::new(role, family),
+                        )
+                    })
+                })
+                .collect(),
+            bound: BTreeMap::new(),
+            health_checks: BTreeMap::new(),
+            warnings,
         }
     }
 
-    fn add_service_port(
-        &mut self,
-        object: &str,
-        namespace: &str,
-        name: &str,
-        ip: IpAddr,
-        port: &PortSpec,
-    ) {
-        let owner = ServicePortName::new(namespace, name, port.name.clone());
-        let key = VirtualServiceKey::tuple(ip, port.protocol, port.port);
-        if let Some(existing) = self.virtual_services.get(&key) {
-            let reason = format!(
-                "{} {ip}:{} is already used by {}",
-                port.protocol, port.port, existing.owner
-            );
-            self.warn(object, reason);
-            return;
-        }
-        let family = IpFamily::of(&ip);
-        let proto = k8s::ip_proto(port.protocol);
-        let comment = owner.to_string();
-
-        let mut destinations = BTreeMap::new();
-        for endpoint in self
-            .endpoints
-            .ready(namespace, name, &port.name, port.protocol, family)
+    fn add_cluster_ips(&mut self, view: &ServiceView, t: &PortTargets) {
+        for &ip in view
+            .cluster_ips
+            .iter()
+            .filter(|ip| IpFamily::of(ip) == t.family)
         {
+            if self.add_virtual_service(view, t, ip, t.port.port, &t.internal) {
+                self.add_entry(SetRole::ClusterIp, t, ip_port(ip, t.port));
+                self.bind(ip, &t.owner);
+            }
+        }
+    }
+
+    /// Adds the virtual service `addr:port` of `t` with `dests` as real
+    /// servers. `false` when another service port already has it (with a
+    /// warning; the first one keeps it) — or this one does, through
+    /// another of its addresses lists, which is not worth a warning.
+    pub(crate) fn add_virtual_service(
+        &mut self,
+        view: &ServiceView,
+        t: &PortTargets,
+        addr: IpAddr,
+        port: u16,
+        dests: &[Endpoint],
+    ) -> bool {
+        let key = VirtualServiceKey::tuple(addr, t.port.protocol, port);
+        if let Some(existing) = self.virtual_services.get(&key) {
+            if existing.owner != t.owner {
+                let reason = format!(
+                    "{} {} is already used by {}",
+                    t.port.protocol,
+                    SocketAddr::new(addr, port),
+                    existing.owner
+                );
+                self.warnings.push(Warning::new(&view.object, reason));
+            }
+            return false;
+        }
+        let mut service = Service::new(key.key(), view.scheduling.scheduler.clone());
+        service.flags = view.scheduling.flags;
+        if let Some(timeout) = view.affinity_timeout {
+            service.flags |= ServiceFlags::PERSISTENT;
+            service.timeout = timeout;
+        }
+        let mut destinations = BTreeMap::new();
+        for endpoint in dests {
             destinations.insert(
                 (endpoint.addr, endpoint.port),
                 Destination::new(endpoint.addr, endpoint.port),
             );
             if endpoint.local {
-                let entry = Entry::ip_port_ip(endpoint.addr, proto, endpoint.port, endpoint.addr)
-                    .with_comment(comment.clone());
-                self.set(SetRole::LoopBack, family).insert(entry, &owner);
+                // Hairpin: a pod reaching itself through the service.
+                let proto = k8s::ip_proto(t.port.protocol);
+                let entry = Entry::ip_port_ip(endpoint.addr, proto, endpoint.port, endpoint.addr);
+                self.add_entry(SetRole::LoopBack, t, entry);
             }
         }
-        let entry = Entry::ip_port(ip, proto, port.port).with_comment(comment);
-        self.set(SetRole::ClusterIp, family).insert(entry, &owner);
-
         self.virtual_services.insert(
             key,
             DesiredVirtualService {
-                service: Service::new(key.key(), self.config.scheduler.clone()),
-                owner,
+                owner: t.owner.clone(),
+                service,
                 destinations,
             },
         );
+        true
     }
 
-    fn set(&mut self, role: SetRole, family: IpFamily) -> &mut DesiredSet {
+    /// `entry`, commented with the service port, in `role`'s set of `t`'s
+    /// family.
+    pub(crate) fn add_entry(&mut self, role: SetRole, t: &PortTargets, entry: Entry) {
+        let entry = entry.with_comment(t.owner.to_string());
+        self.set(role, t.family).insert(entry, &t.owner);
+    }
+
+    pub(crate) fn set(&mut self, role: SetRole, family: IpFamily) -> &mut DesiredSet {
         self.sets
             .get_mut(role.set_name(family))
             .expect("every set is created up front")
     }
 
+    pub(crate) fn bind(&mut self, ip: IpAddr, owner: &ServicePortName) {
+        self.bound.entry(ip).or_insert_with(|| owner.clone());
+    }
+
+    /// External and LB addresses another interface already has are left
+    /// there: binding them to `kube-ipvs0` too would make their removal
+    /// take the node's own address away.
+    pub(crate) fn bind_unless_local(&mut self, ip: IpAddr, owner: &ServicePortName) {
+        if !self.config.local_addresses.contains(&ip) {
+            self.bind(ip, owner);
+        }
+    }
+
     fn finish(mut self) -> Desired {
-        // Addresses, and KUBE-IPVS-IPS, follow the programmed virtual
-        // services: an IP whose ports were all invalid is not bound.
-        let mut addresses = BTreeSet::new();
-        let owners: Vec<(IpAddr, ServicePortName)> = self
-            .virtual_services
-            .iter()
-            .filter_map(|(key, vs)| Some((key.addr()?, vs.owner.clone())))
-            .collect();
-        for (addr, owner) in owners {
-            if addresses.insert(addr) {
-                let entry = Entry::ip(addr).with_comment(owner.service());
-                self.set(SetRole::IpvsIps, IpFamily::of(&addr))
-                    .insert(entry, &owner);
-            }
+        // KUBE-IPVS-IPS lists exactly what is bound: an IP whose ports were
+        // all invalid or taken is not.
+        // Grouped by object (slices, then services, by name), each
+        // object's warnings in the order they were found.
+        self.warnings.sort_by(|a, b| a.object.cmp(&b.object));
+        let bound = std::mem::take(&mut self.bound);
+        for (addr, owner) in &bound {
+            let entry = Entry::ip(*addr).with_comment(owner.service());
+            self.set(SetRole::IpvsIps, IpFamily::of(addr))
+                .insert(entry, owner);
         }
         Desired {
             virtual_services: self.virtual_services,
-            addresses,
+            addresses: bound.into_keys().collect(),
             sets: self.sets,
             tables: IpFamily::ALL
                 .into_iter()
                 .map(|family| DesiredTable::for_family(family, self.config))
                 .collect(),
             warnings: self.warnings,
+            health_checks: self.health_checks,
         }
     }
+}
+
+/// `ip,proto:port` of a service port.
+pub(crate) fn ip_port(ip: IpAddr, port: &PortSpec) -> Entry {
+    Entry::ip_port(ip, k8s::ip_proto(port.protocol), port.port)
 }

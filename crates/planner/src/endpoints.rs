@@ -6,7 +6,7 @@ use std::{
     sync::Arc,
 };
 
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::discovery::v1::{Endpoint as K8sEndpoint, EndpointSlice};
 use kipvs_packet_ipvs::Protocol;
 
 use crate::{k8s, key::IpFamily, names::Warning};
@@ -19,16 +19,60 @@ struct SliceView {
     family: IpFamily,
     /// `(name, protocol number) → target port`; the first entry wins.
     ports: BTreeMap<(String, u16), u16>,
-    /// Ready endpoints: address and whether it runs on this node.
-    endpoints: Vec<(IpAddr, bool)>,
+    /// Endpoints that may carry traffic (ready, or serving while
+    /// terminating), one per address.
+    endpoints: Vec<EndpointView>,
 }
 
-/// One ready endpoint of a service port.
+/// One endpoint of a slice, without its port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct EndpointView {
+    addr: IpAddr,
+    local: bool,
+    conditions: Conditions,
+    hints: Hints,
+}
+
+/// An endpoint's conditions with the API's defaults applied (kube-proxy's
+/// `endpointslicecache.go`): absent `ready` is true, absent `serving`
+/// follows `ready` (the API says to defer to it), absent `terminating` is
+/// false.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ReadyEndpoint {
+pub(crate) struct Conditions {
+    pub ready: bool,
+    pub serving: bool,
+    pub terminating: bool,
+}
+
+impl Conditions {
+    /// Serving and terminating: a fallback when nothing is ready.
+    pub(crate) fn draining(self) -> bool {
+        self.serving && self.terminating
+    }
+
+    /// Anything else is never used, not even as a fallback (kube-proxy's
+    /// `CategorizeEndpoints`).
+    fn usable(self) -> bool {
+        self.ready || self.draining()
+    }
+}
+
+/// Topology hints: the zones and nodes an endpoint is meant for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Hints {
+    pub zones: BTreeSet<String>,
+    pub nodes: BTreeSet<String>,
+}
+
+/// One endpoint of a service port in one family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Endpoint {
     pub addr: IpAddr,
     pub port: u16,
+    /// It runs on this node.
     pub local: bool,
+    pub conditions: Conditions,
+    pub hints: Hints,
 }
 
 #[derive(Default)]
@@ -76,17 +120,19 @@ impl EndpointIndex {
         index
     }
 
-    /// The ready endpoints of one service port in one family, across all
-    /// its slices, deduplicated by (address, target port).
-    pub(crate) fn ready(
+    /// The endpoints of one service port in one family, across all its
+    /// slices, deduplicated by (address, target port): the first slice (by
+    /// name) wins, except that a local copy replaces a remote one, as in
+    /// kube-proxy's `endpointslicecache.go`.
+    pub(crate) fn endpoints(
         &self,
         namespace: &str,
         service: &str,
         port_name: &str,
         protocol: Protocol,
         family: IpFamily,
-    ) -> Vec<ReadyEndpoint> {
-        let mut found: BTreeMap<(IpAddr, u16), bool> = BTreeMap::new();
+    ) -> Vec<Endpoint> {
+        let mut found: BTreeMap<(IpAddr, u16), &EndpointView> = BTreeMap::new();
         let slices = self
             .by_service
             .get(&(namespace.to_owned(), service.to_owned()));
@@ -102,13 +148,22 @@ impl EndpointIndex {
             else {
                 continue;
             };
-            for (addr, local) in &slice.endpoints {
-                *found.entry((*addr, *port)).or_default() |= *local;
+            for endpoint in &slice.endpoints {
+                let slot = found.entry((endpoint.addr, *port)).or_insert(endpoint);
+                if endpoint.local && !slot.local {
+                    *slot = endpoint;
+                }
             }
         }
         found
             .into_iter()
-            .map(|((addr, port), local)| ReadyEndpoint { addr, port, local })
+            .map(|((addr, port), endpoint)| Endpoint {
+                addr,
+                port,
+                local: endpoint.local,
+                conditions: endpoint.conditions,
+                hints: endpoint.hints.clone(),
+            })
             .collect()
     }
 }
@@ -158,13 +213,8 @@ fn view(
     let mut endpoints = Vec::new();
     let mut seen = BTreeSet::new();
     for endpoint in &slice.endpoints {
-        // Absent `ready` means ready (EndpointConditions API docs).
-        let ready = endpoint
-            .conditions
-            .as_ref()
-            .and_then(|c| c.ready)
-            .unwrap_or(true);
-        if !ready {
+        let conditions = conditions(endpoint);
+        if !conditions.usable() {
             continue;
         }
         // Only the first address has defined semantics (Endpoint API
@@ -190,9 +240,13 @@ fn view(
                 continue;
             }
         };
-        let local = endpoint.node_name.as_deref() == Some(node_name);
         if seen.insert(addr) {
-            endpoints.push((addr, local));
+            endpoints.push(EndpointView {
+                addr,
+                local: endpoint.node_name.as_deref() == Some(node_name),
+                conditions,
+                hints: hints(endpoint),
+            });
         }
     }
     Some(SliceView {
@@ -200,4 +254,34 @@ fn view(
         ports,
         endpoints,
     })
+}
+
+fn conditions(endpoint: &K8sEndpoint) -> Conditions {
+    let given = endpoint.conditions.clone().unwrap_or_default();
+    let ready = given.ready.unwrap_or(true);
+    Conditions {
+        ready,
+        serving: given.serving.unwrap_or(ready),
+        terminating: given.terminating.unwrap_or(false),
+    }
+}
+
+fn hints(endpoint: &K8sEndpoint) -> Hints {
+    let Some(hints) = &endpoint.hints else {
+        return Hints::default();
+    };
+    Hints {
+        zones: hints
+            .for_zones
+            .iter()
+            .flatten()
+            .map(|zone| zone.name.clone())
+            .collect(),
+        nodes: hints
+            .for_nodes
+            .iter()
+            .flatten()
+            .map(|node| node.name.clone())
+            .collect(),
+    }
 }

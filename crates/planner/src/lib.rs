@@ -16,22 +16,28 @@
 mod config;
 mod desired;
 mod endpoints;
+mod external_addresses;
 mod k8s;
 mod key;
 mod names;
 mod observed;
 mod plan;
+mod scheduler;
+mod service_ports;
 mod sets;
 mod shape;
 mod table;
+mod targets;
+mod topology;
 
 pub use self::{
-    config::NodeConfig,
-    desired::{desired, Desired, DesiredVirtualService},
+    config::{NodeConfig, NodePortAddresses, ZONE_LABEL},
+    desired::{desired, Desired, DesiredVirtualService, HealthCheck},
     key::{IpFamily, VirtualServiceKey},
     names::{ServicePortName, Warning},
     observed::{Observed, ObservedTable},
-    plan::{plan, Action, Plan, Step},
+    plan::{draining, plan, retiring, Action, Plan, RealServerKey, Step},
+    scheduler::{validate_scheduler, SCHEDULERS, SCHEDULER_ANNOTATION, SCHEDULER_FLAGS_ANNOTATION},
     sets::{entry_key, set_options, DesiredSet, SetRole},
     table::{DesiredTable, MissingSetIndex, RulePart, TableRule, MASQ_MARK, TABLE_NAME},
 };

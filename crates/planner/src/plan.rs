@@ -6,7 +6,8 @@
 //!    it references has a kernel index;
 //! 3. per virtual service (key order): `AddService` + its
 //!    `AddDestination`s, or `UpdateService` and `Add`/`Update`/
-//!    `DeleteDestination` for the differences;
+//!    `DeleteDestination` for the differences; a real server the cluster
+//!    no longer lists is retired gracefully (see below);
 //! 4. `AddSetEntries`, one step per (set, owner);
 //! 5. `BindAddress` — only for a family whose sets exist and whose table
 //!    could be rendered (so rules are in place before an address answers);
@@ -14,7 +15,21 @@
 //!    makes right after creating sets;
 //! 6. `UnbindAddress`;
 //! 7. `DeleteSetEntries`, one step per (set, owner);
-//! 8. `DeleteService` (which takes its real servers with it).
+//! 8. `DeleteService` (which takes its real servers with it, at once:
+//!    kube-proxy does not drain a removed service either);
+//! 9. `DeleteSetEntries` of the sets that claim virtual services
+//!    ([`SetRole::claims_virtual_services`]): until the virtual service is
+//!    gone they are how the runtime knows it is ours.
+//!
+//! Graceful termination (kube-proxy's `graceful_termination.go`, with a
+//! bound): a real server present but no longer desired, on a TCP (or
+//! fwmark) virtual service, with connections (active + inactive > 0), is
+//! set to weight 0 — new connections go elsewhere, established ones go
+//! on. At weight 0 it is left alone until its connections reach 0 or the
+//! runtime reports its grace `expired` (the planner has no clock), then
+//! deleted. UDP and SCTP real servers are deleted at once (a datagram
+//! "connection" has no end to wait for). A desired real server found at
+//! weight 0 (its endpoint came back) is updated to its desired weight.
 //!
 //! Owners: additions and updates belong to the desired service port. For
 //! removals the owner is read back from the `KUBE-CLUSTER-IP` /
@@ -29,11 +44,12 @@ use std::{
 };
 
 use kipvs_packet_ipset::{CreateOptions, Entry, SetFamily, SetType};
-use kipvs_packet_ipvs::{Destination, Service, ServiceKey};
+use kipvs_packet_ipvs::{Destination, Protocol, Service, ServiceKey};
 use kipvs_packet_nftables::{NfProto, NftMessage};
 
 use crate::{
     desired::Desired,
+    k8s::ip_proto,
     key::{IpFamily, VirtualServiceKey},
     names::ServicePortName,
     observed::Observed,
@@ -99,9 +115,29 @@ pub enum Action {
     UnbindAddress(IpAddr),
 }
 
+/// One real server of one virtual service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RealServerKey {
+    pub service: VirtualServiceKey,
+    pub addr: IpAddr,
+    pub port: u16,
+}
+
+impl fmt::Display for RealServerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} of {}",
+            std::net::SocketAddr::new(self.addr, self.port),
+            ServiceKeyDisplay(&self.service.key())
+        )
+    }
+}
+
 /// The steps that turn `observed` into `desired` (see the module docs for
-/// the order).
-pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
+/// the order). `expired`: draining real servers whose grace is over, as
+/// the runtime counts time; they are deleted even with connections left.
+pub fn plan(desired: &Desired, observed: &Observed, expired: &BTreeSet<RealServerKey>) -> Plan {
     let mut steps = Vec::new();
     let mut push = |owner: Option<&ServicePortName>, action| {
         steps.push(Step {
@@ -184,9 +220,28 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         for action in updates {
             push(owner, action);
         }
-        for (addr, port) in current_dests.keys() {
-            if !vs.destinations.contains_key(&(*addr, *port)) {
-                push(owner, Action::DeleteDestination(k, *addr, *port));
+        for (&(addr, port), current) in &current_dests {
+            if vs.destinations.contains_key(&(addr, port)) {
+                continue;
+            }
+            let real_server = RealServerKey {
+                service: *key,
+                addr,
+                port,
+            };
+            match retirement(key, current, expired.contains(&real_server)) {
+                Retirement::Delete => push(owner, Action::DeleteDestination(k, addr, port)),
+                Retirement::Drain => push(
+                    owner,
+                    Action::UpdateDestination(
+                        k,
+                        Destination {
+                            weight: 0,
+                            ..(*current).clone()
+                        },
+                    ),
+                ),
+                Retirement::Wait => {}
             }
         }
     }
@@ -231,11 +286,13 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     }
 
     // 7. Set entries to delete (only in our sets; never a whole set). The
-    // KUBE-IPVS-IPS entries wait until step 9: they are how the runtime
-    // still recognises a removed service's virtual service as ours once its
-    // address is unbound, should the deletion fail or the daemon stop in
-    // between. (They do not steer traffic once the address is unbound.)
-    let mut ipvs_ips_deletions = Vec::new();
+    // entries of sets that claim virtual services wait until step 9: they
+    // are how the runtime still recognises a removed service's virtual
+    // service as ours (once its address is unbound, or when it never was
+    // on kube-ipvs0: node ports, external addresses of other interfaces),
+    // should the deletion fail or the daemon stop in between. (They steer
+    // no traffic to a virtual service that is gone.)
+    let mut claiming_deletions = Vec::new();
     for (name, set) in &desired.sets {
         let Some(info) = observed.sets.get(name) else {
             continue;
@@ -267,8 +324,8 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
                 set: name.clone(),
                 entries,
             };
-            if role == Some(SetRole::IpvsIps) {
-                ipvs_ips_deletions.push((owner, action));
+            if role.is_some_and(SetRole::claims_virtual_services) {
+                claiming_deletions.push((owner, action));
             } else {
                 push(owner.as_ref(), action);
             }
@@ -282,12 +339,94 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         }
     }
 
-    // 9. The KUBE-IPVS-IPS entries held back in step 7.
-    for (owner, action) in ipvs_ips_deletions {
+    // 9. The claiming entries held back in step 7.
+    for (owner, action) in claiming_deletions {
         push(owner.as_ref(), action);
     }
 
     Plan { steps }
+}
+
+/// Real servers that drain: present at weight 0 in a virtual service that
+/// is still desired, not desired themselves, on a protocol that drains.
+/// Computed on the cache after a plan was applied, it is the runtime's
+/// record of what drains — also right after a restart, when the kernel
+/// holds the only trace of it.
+pub fn draining(desired: &Desired, observed: &Observed) -> BTreeSet<RealServerKey> {
+    let mut draining = BTreeSet::new();
+    for (key, vs) in &desired.virtual_services {
+        let Some((_, current)) = observed.virtual_services.get(key) else {
+            continue;
+        };
+        if !drains_gracefully(key) {
+            continue;
+        }
+        for dest in current {
+            if dest.weight == 0 && !vs.destinations.contains_key(&(dest.addr, dest.port)) {
+                draining.insert(RealServerKey {
+                    service: *key,
+                    addr: dest.addr,
+                    port: dest.port,
+                });
+            }
+        }
+    }
+    draining
+}
+
+/// Virtual services where a real server the cluster no longer lists is
+/// still in service (weight > 0) and would drain: whether it has
+/// connections decides between draining and deleting, so the runtime reads
+/// their real servers again first — the cache's counters are as old as
+/// the last full resync, and a connection opened since must not be cut.
+pub fn retiring(desired: &Desired, observed: &Observed) -> BTreeSet<VirtualServiceKey> {
+    desired
+        .virtual_services
+        .iter()
+        .filter(|(key, _)| drains_gracefully(key))
+        .filter(|(key, vs)| {
+            observed.virtual_services.get(key).is_some_and(|(_, current)| {
+                current.iter().any(|dest| {
+                    dest.weight > 0 && !vs.destinations.contains_key(&(dest.addr, dest.port))
+                })
+            })
+        })
+        .map(|(key, _)| *key)
+        .collect()
+}
+
+/// What becomes of a real server the cluster no longer lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retirement {
+    Delete,
+    /// To weight 0: no new connections, established ones go on.
+    Drain,
+    /// At weight 0 already, connections left, grace not over.
+    Wait,
+}
+
+fn retirement(key: &VirtualServiceKey, current: &Destination, expired: bool) -> Retirement {
+    let connections = u64::from(current.active_conns) + u64::from(current.inactive_conns);
+    if !drains_gracefully(key) || connections == 0 || expired {
+        Retirement::Delete
+    } else if current.weight > 0 {
+        Retirement::Drain
+    } else {
+        Retirement::Wait
+    }
+}
+
+/// kube-proxy's `IsRsGracefulTerminationNeeded`: everything but UDP and
+/// SCTP, whose real servers are deleted at once (IPVS expires their
+/// entries on the next packet, `expire_nodest_conn`).
+fn drains_gracefully(key: &VirtualServiceKey) -> bool {
+    !matches!(
+        key.key(),
+        ServiceKey::Tuple {
+            protocol: Protocol::Udp | Protocol::Sctp,
+            ..
+        }
+    )
 }
 
 /// Entry keys present in an observed set (none if the set is missing).
@@ -316,31 +455,56 @@ fn destination_differs(desired: &Destination, observed: &Destination) -> bool {
         || desired.lower_threshold != observed.lower_threshold
 }
 
-/// The service port of each observed `clusterIP,proto:port`, from the
-/// comments of the cluster-IP sets.
+/// The service port of each observed virtual service, from the comments
+/// we wrote on the entries of the sets that list them: `KUBE-CLUSTER-IP`,
+/// and the sets that claim virtual services (`addr,proto:port` entries;
+/// node-port bitmaps by protocol and port).
 struct ObservedOwners {
     by_tuple: BTreeMap<(IpAddr, u8, u16), ServicePortName>,
+    /// `(family, IP protocol number, port)`.
+    by_node_port: BTreeMap<(IpFamily, u8, u16), ServicePortName>,
 }
 
 impl ObservedOwners {
     fn read(observed: &Observed) -> Self {
-        let mut by_tuple = BTreeMap::new();
-        for family in IpFamily::ALL {
-            let Some(info) = observed.sets.get(SetRole::ClusterIp.set_name(family)) else {
-                continue;
-            };
-            for entry in &info.entries {
-                let (Some(ip), Some(proto), Some(port), Some(comment)) =
-                    (entry.ip, entry.proto, entry.port, entry.comment.as_deref())
-                else {
+        let mut owners = ObservedOwners {
+            by_tuple: BTreeMap::new(),
+            by_node_port: BTreeMap::new(),
+        };
+        let roles = SetRole::ALL
+            .into_iter()
+            .filter(|role| *role == SetRole::ClusterIp || role.claims_virtual_services());
+        for role in roles {
+            for family in IpFamily::ALL {
+                let Some(info) = observed.sets.get(role.set_name(family)) else {
                     continue;
                 };
-                if let Some(owner) = ServicePortName::from_comment(comment) {
-                    by_tuple.entry((ip, proto, port)).or_insert(owner);
+                for entry in &info.entries {
+                    let Some(owner) = entry
+                        .comment
+                        .as_deref()
+                        .and_then(ServicePortName::from_comment)
+                    else {
+                        continue;
+                    };
+                    match (entry.ip, entry.proto, entry.port, role) {
+                        (Some(ip), Some(proto), Some(port), _) => {
+                            owners.by_tuple.entry((ip, proto, port)).or_insert(owner);
+                        }
+                        (None, _, Some(port), SetRole::NodePortTcp) => {
+                            let key = (family, ip_proto(Protocol::Tcp), port);
+                            owners.by_node_port.entry(key).or_insert(owner);
+                        }
+                        (None, _, Some(port), SetRole::NodePortUdp) => {
+                            let key = (family, ip_proto(Protocol::Udp), port);
+                            owners.by_node_port.entry(key).or_insert(owner);
+                        }
+                        _ => {}
+                    }
                 }
             }
         }
-        ObservedOwners { by_tuple }
+        owners
     }
 
     /// The first service port (by protocol and port) on `addr`.
@@ -361,21 +525,33 @@ impl ObservedOwners {
         else {
             return None;
         };
-        let proto = u8::try_from(u16::from(protocol)).ok()?;
-        self.by_tuple.get(&(addr, proto, port))
+        let proto = ip_proto(protocol);
+        self.by_tuple
+            .get(&(addr, proto, port))
+            .or_else(|| self.by_node_port.get(&(IpFamily::of(&addr), proto, port)))
     }
 }
 
-impl fmt::Display for Action {
+/// `tcp 10.96.0.10:80`, `fwmark 7 (2)`.
+struct ServiceKeyDisplay<'a>(&'a ServiceKey);
+
+impl fmt::Display for ServiceKeyDisplay<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let key = |f: &mut fmt::Formatter<'_>, key: &ServiceKey| match key {
+        match self.0 {
             ServiceKey::Tuple {
                 addr,
                 protocol,
                 port,
             } => write!(f, "{protocol} {}", std::net::SocketAddr::new(*addr, *port)),
             ServiceKey::Fwmark { af, mark } => write!(f, "fwmark {mark} ({af})"),
-        };
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key =
+            |f: &mut fmt::Formatter<'_>, key: &ServiceKey| write!(f, "{}", ServiceKeyDisplay(key));
         match self {
             Action::CreateSet {
                 name,

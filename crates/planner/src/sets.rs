@@ -6,7 +6,9 @@ use kipvs_packet_ipset::{CreateOptions, Entry, SetFamily, SetType};
 
 use crate::{key::IpFamily, names::ServicePortName};
 
-/// The three kinds of sets kube-ipvs keeps, each once per family.
+/// The kinds of sets kube-ipvs keeps, each once per family: kube-proxy's
+/// IPVS-mode sets (`pkg/proxy/ipvs/ipset.go`), same names, types and
+/// entry forms, so `ipset list` reads the same as under kube-proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SetRole {
     /// `KUBE-CLUSTER-IP` hash:ip,port: `clusterIP,proto:port` of every
@@ -17,30 +19,146 @@ pub enum SetRole {
     LoopBack,
     /// `KUBE-IPVS-IPS` hash:ip: every bound service IP.
     IpvsIps,
+    /// `KUBE-EXTERNAL-IP` hash:ip,port: externalIPs of services with
+    /// externalTrafficPolicy Cluster (masqueraded).
+    ExternalIp,
+    /// `KUBE-EXTERNAL-IP-LOCAL` hash:ip,port: externalIPs of services with
+    /// externalTrafficPolicy Local (not masqueraded).
+    ExternalIpLocal,
+    /// `KUBE-LOAD-BALANCER` hash:ip,port: every load-balancer ingress IP.
+    LoadBalancer,
+    /// `KUBE-LOAD-BALANCER-LOCAL` hash:ip,port: ingress IPs of services
+    /// with externalTrafficPolicy Local.
+    LoadBalancerLocal,
+    /// `KUBE-LOAD-BALANCER-FW` hash:ip,port: ingress IPs of services with
+    /// loadBalancerSourceRanges.
+    LoadBalancerFw,
+    /// `KUBE-LOAD-BALANCER-SOURCE-IP` hash:ip,port,ip: `lbIP,proto:port,lbIP`
+    /// when a source range covers the node (the node reaches its own LB
+    /// address from that address).
+    LoadBalancerSourceIp,
+    /// `KUBE-LOAD-BALANCER-SOURCE-CIDR` hash:ip,port,net:
+    /// `lbIP,proto:port,cidr` per source range.
+    LoadBalancerSourceCidr,
+    /// `KUBE-NODE-PORT-TCP` bitmap:port: TCP node ports.
+    NodePortTcp,
+    /// `KUBE-NODE-PORT-LOCAL-TCP` bitmap:port: TCP node ports of services
+    /// with externalTrafficPolicy Local.
+    NodePortLocalTcp,
+    /// `KUBE-NODE-PORT-UDP` bitmap:port.
+    NodePortUdp,
+    /// `KUBE-NODE-PORT-LOCAL-UDP` bitmap:port.
+    NodePortLocalUdp,
+    /// `KUBE-NODE-PORT-SCTP-HASH` hash:ip,port: `nodeIP,sctp:port` per node
+    /// address (a bitmap:port cannot tell SCTP from TCP).
+    NodePortSctp,
+    /// `KUBE-NODE-PORT-LOCAL-SCTP-HASH` hash:ip,port.
+    NodePortLocalSctp,
+    /// `KUBE-HEALTH-CHECK-NODE-PORT` bitmap:port: healthCheckNodePorts.
+    HealthCheckNodePort,
 }
 
 impl SetRole {
-    pub const ALL: [SetRole; 3] = [SetRole::ClusterIp, SetRole::LoopBack, SetRole::IpvsIps];
+    pub const ALL: [SetRole; 17] = [
+        SetRole::ClusterIp,
+        SetRole::LoopBack,
+        SetRole::IpvsIps,
+        SetRole::ExternalIp,
+        SetRole::ExternalIpLocal,
+        SetRole::LoadBalancer,
+        SetRole::LoadBalancerLocal,
+        SetRole::LoadBalancerFw,
+        SetRole::LoadBalancerSourceIp,
+        SetRole::LoadBalancerSourceCidr,
+        SetRole::NodePortTcp,
+        SetRole::NodePortLocalTcp,
+        SetRole::NodePortUdp,
+        SetRole::NodePortLocalUdp,
+        SetRole::NodePortSctp,
+        SetRole::NodePortLocalSctp,
+        SetRole::HealthCheckNodePort,
+    ];
 
-    /// kube-proxy's names; IPv6 sets carry `KUBE-6-` (as in
-    /// `pkg/proxy/ipvs/ipset.go`, `GetName` with `IsIPv6`).
+    /// kube-proxy's names; IPv6 sets carry `KUBE-6-` and are cut to the
+    /// kernel's 31 characters (as in `pkg/proxy/ipvs/ipset.go`, `GetName`
+    /// with `IsIPv6`: `KUBE-6-LOAD-BALANCER-SOURCE-CID`).
     pub fn set_name(self, family: IpFamily) -> &'static str {
-        match (self, family) {
-            (SetRole::ClusterIp, IpFamily::V4) => "KUBE-CLUSTER-IP",
-            (SetRole::LoopBack, IpFamily::V4) => "KUBE-LOOP-BACK",
-            (SetRole::IpvsIps, IpFamily::V4) => "KUBE-IPVS-IPS",
-            (SetRole::ClusterIp, IpFamily::V6) => "KUBE-6-CLUSTER-IP",
-            (SetRole::LoopBack, IpFamily::V6) => "KUBE-6-LOOP-BACK",
-            (SetRole::IpvsIps, IpFamily::V6) => "KUBE-6-IPVS-IPS",
+        let (v4, v6) = match self {
+            SetRole::ClusterIp => ("KUBE-CLUSTER-IP", "KUBE-6-CLUSTER-IP"),
+            SetRole::LoopBack => ("KUBE-LOOP-BACK", "KUBE-6-LOOP-BACK"),
+            SetRole::IpvsIps => ("KUBE-IPVS-IPS", "KUBE-6-IPVS-IPS"),
+            SetRole::ExternalIp => ("KUBE-EXTERNAL-IP", "KUBE-6-EXTERNAL-IP"),
+            SetRole::ExternalIpLocal => ("KUBE-EXTERNAL-IP-LOCAL", "KUBE-6-EXTERNAL-IP-LOCAL"),
+            SetRole::LoadBalancer => ("KUBE-LOAD-BALANCER", "KUBE-6-LOAD-BALANCER"),
+            SetRole::LoadBalancerLocal => {
+                ("KUBE-LOAD-BALANCER-LOCAL", "KUBE-6-LOAD-BALANCER-LOCAL")
+            }
+            SetRole::LoadBalancerFw => ("KUBE-LOAD-BALANCER-FW", "KUBE-6-LOAD-BALANCER-FW"),
+            SetRole::LoadBalancerSourceIp => (
+                "KUBE-LOAD-BALANCER-SOURCE-IP",
+                "KUBE-6-LOAD-BALANCER-SOURCE-IP",
+            ),
+            SetRole::LoadBalancerSourceCidr => (
+                "KUBE-LOAD-BALANCER-SOURCE-CIDR",
+                "KUBE-6-LOAD-BALANCER-SOURCE-CID",
+            ),
+            SetRole::NodePortTcp => ("KUBE-NODE-PORT-TCP", "KUBE-6-NODE-PORT-TCP"),
+            SetRole::NodePortLocalTcp => ("KUBE-NODE-PORT-LOCAL-TCP", "KUBE-6-NODE-PORT-LOCAL-TCP"),
+            SetRole::NodePortUdp => ("KUBE-NODE-PORT-UDP", "KUBE-6-NODE-PORT-UDP"),
+            SetRole::NodePortLocalUdp => ("KUBE-NODE-PORT-LOCAL-UDP", "KUBE-6-NODE-PORT-LOCAL-UDP"),
+            SetRole::NodePortSctp => ("KUBE-NODE-PORT-SCTP-HASH", "KUBE-6-NODE-PORT-SCTP-HASH"),
+            SetRole::NodePortLocalSctp => (
+                "KUBE-NODE-PORT-LOCAL-SCTP-HASH",
+                "KUBE-6-NODE-PORT-LOCAL-SCTP-HAS",
+            ),
+            SetRole::HealthCheckNodePort => (
+                "KUBE-HEALTH-CHECK-NODE-PORT",
+                "KUBE-6-HEALTH-CHECK-NODE-PORT",
+            ),
+        };
+        match family {
+            IpFamily::V4 => v4,
+            IpFamily::V6 => v6,
         }
     }
 
     pub fn set_type(self) -> SetType {
         match self {
-            SetRole::ClusterIp => SetType::HashIpPort,
-            SetRole::LoopBack => SetType::HashIpPortIp,
             SetRole::IpvsIps => SetType::HashIp,
+            SetRole::LoopBack | SetRole::LoadBalancerSourceIp => SetType::HashIpPortIp,
+            SetRole::LoadBalancerSourceCidr => SetType::HashIpPortNet,
+            SetRole::NodePortTcp
+            | SetRole::NodePortLocalTcp
+            | SetRole::NodePortUdp
+            | SetRole::NodePortLocalUdp
+            | SetRole::HealthCheckNodePort => SetType::BitmapPort,
+            SetRole::ClusterIp
+            | SetRole::ExternalIp
+            | SetRole::ExternalIpLocal
+            | SetRole::LoadBalancer
+            | SetRole::LoadBalancerLocal
+            | SetRole::LoadBalancerFw
+            | SetRole::NodePortSctp
+            | SetRole::NodePortLocalSctp => SetType::HashIpPort,
         }
+    }
+
+    /// An entry of this set marks a virtual service as kube-ipvs's even
+    /// when its address is not on `kube-ipvs0` (node addresses for node
+    /// ports, externalIPs and LB addresses that another interface already
+    /// carries). Such entries are deleted only after the virtual service,
+    /// so a daemon stopped half-way through a removal still owns it.
+    pub fn claims_virtual_services(self) -> bool {
+        matches!(
+            self,
+            SetRole::IpvsIps
+                | SetRole::ExternalIp
+                | SetRole::ExternalIpLocal
+                | SetRole::LoadBalancer
+                | SetRole::NodePortTcp
+                | SetRole::NodePortUdp
+                | SetRole::NodePortSctp
+        )
     }
 
     /// The role and family of one of our set names.
@@ -54,13 +172,22 @@ impl SetRole {
     }
 }
 
-/// kube-proxy's create options: `hashsize 1024 maxelem 65536 comment`.
-pub fn set_options() -> CreateOptions {
-    CreateOptions {
-        hash_size: Some(1024),
-        max_elem: Some(65536),
-        comment: true,
-        port_range: None,
+/// kube-proxy's create options: `hashsize 1024 maxelem 65536 comment` for
+/// hash sets, `range 0-65535 comment` for bitmap:port sets.
+pub fn set_options(set_type: &SetType) -> CreateOptions {
+    match set_type {
+        SetType::BitmapPort => CreateOptions {
+            hash_size: None,
+            max_elem: None,
+            comment: true,
+            port_range: Some((0, 65535)),
+        },
+        _ => CreateOptions {
+            hash_size: Some(1024),
+            max_elem: Some(65536),
+            comment: true,
+            port_range: None,
+        },
     }
 }
 
@@ -94,7 +221,7 @@ impl DesiredSet {
         DesiredSet {
             set_type: role.set_type(),
             family: family.set_family(),
-            options: set_options(),
+            options: set_options(&role.set_type()),
             entries: BTreeMap::new(),
             owners: BTreeMap::new(),
         }

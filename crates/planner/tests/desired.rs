@@ -54,12 +54,28 @@ fn single_service() {
     );
     // No endpoint on node-a.
     assert!(d.sets["KUBE-LOOP-BACK"].entries.is_empty());
-    // All six sets exist, the v6 ones empty, with kube-proxy's options.
-    assert_eq!(d.sets.len(), 6);
-    for name in ["KUBE-6-CLUSTER-IP", "KUBE-6-LOOP-BACK", "KUBE-6-IPVS-IPS"] {
-        assert!(d.sets[name].entries.is_empty());
+    // All 17 sets exist in both families, the others empty, with
+    // kube-proxy's options.
+    assert_eq!(d.sets.len(), 34);
+    assert_eq!(
+        filled_sets(&d),
+        [
+            ("KUBE-CLUSTER-IP".to_owned(), 1),
+            ("KUBE-IPVS-IPS".to_owned(), 1)
+        ]
+    );
+    let v6: Vec<&String> = d.sets.keys().filter(|n| n.starts_with("KUBE-6-")).collect();
+    assert_eq!(v6.len(), 17);
+    for name in v6 {
         assert_eq!(d.sets[name].family, kipvs_packet_ipset::SetFamily::Inet6);
+        assert!(name.len() <= 31, "{name}");
     }
+    let bitmap = &d.sets["KUBE-NODE-PORT-TCP"];
+    assert_eq!(bitmap.set_type, kipvs_packet_ipset::SetType::BitmapPort);
+    assert_eq!(
+        (bitmap.options.port_range, bitmap.options.hash_size),
+        (Some((0, 65535)), None)
+    );
     assert_eq!(
         d.sets["KUBE-LOOP-BACK"].set_type,
         kipvs_packet_ipset::SetType::HashIpPortIp
@@ -625,4 +641,118 @@ fn input_order_does_not_matter() {
     rsl.reverse();
     let backward = desired(&rs, &rsl, &config());
     assert_eq!(forward, backward);
+}
+
+/// Services using every feature at once, sharing addresses and ports.
+fn feature_soup() -> (
+    Vec<std::sync::Arc<k8s_openapi::api::core::v1::Service>>,
+    Vec<std::sync::Arc<k8s_openapi::api::discovery::v1::EndpointSlice>>,
+) {
+    let lb = |name: &str, cluster_ips: &[&str], spec: serde_json::Value, ips: &[&str]| {
+        patched(
+            patched(
+                node_port_svc(
+                    "LoadBalancer",
+                    "default",
+                    name,
+                    cluster_ips,
+                    &[("", 80, "", 0)],
+                ),
+                ingress(ips),
+            ),
+            json!({ "spec": spec }),
+        )
+    };
+    let services = vec![
+        lb(
+            "a",
+            &["10.96.0.1", "fd00:10:96::1"],
+            json!({
+                "ports": node_ports(&[("", 80, "", 30080), ("dns", 53, "UDP", 30053)]),
+                "externalTrafficPolicy": "Local", "healthCheckNodePort": 32000,
+                "loadBalancerSourceRanges": ["192.168.0.0/16", "fd00:50::/64"],
+                "sessionAffinity": "ClientIP",
+            }),
+            &["198.51.100.1", "2001:db8::1"],
+        ),
+        lb(
+            "b",
+            &["10.96.0.2"],
+            json!({
+                "externalIPs": ["203.0.113.7", "10.96.0.1"],
+                "internalTrafficPolicy": "Local", "healthCheckNodePort": 32000,
+                "externalTrafficPolicy": "Local",
+            }),
+            &["198.51.100.1"],
+        ),
+        svc("default", "c", &["10.96.0.3"], &[("", 80, "SCTP")]),
+    ];
+    let port = [("", 8080, "")];
+    let slices = vec![
+        slice(
+            "default",
+            "a-1",
+            "a",
+            "IPv4",
+            &port,
+            &[("10.244.0.1", Some(true), Some("node-a")), ep("10.244.1.1")],
+        ),
+        slice(
+            "default",
+            "a-2",
+            "a",
+            "IPv6",
+            &port,
+            &[("fd00:244::1", Some(true), Some("node-a"))],
+        ),
+        slice("default", "b-1", "b", "IPv4", &port, &[ep("10.244.1.2")]),
+    ];
+    (services, slices)
+}
+
+#[test]
+fn input_order_does_not_matter_with_every_feature() {
+    let (services, slices) = feature_soup();
+    let config = config_with_addresses(&["192.168.50.10", "fd00:50::10"]);
+    let forward = desired(&services, &slices, &config);
+    let mut rs = services.clone();
+    rs.reverse();
+    let mut rsl = slices.clone();
+    rsl.reverse();
+    assert_eq!(forward, desired(&rs, &rsl, &config));
+    // b lost the LB address, the health-check port and a's cluster IP.
+    assert_eq!(
+        warning_lines(&forward),
+        [
+            "Service default/b: tcp 10.96.0.1:80 is already used by default/a",
+            "Service default/b: tcp 198.51.100.1:80 is already used by default/a",
+            "Service default/b: healthCheckNodePort 32000 is already used by default/a",
+        ]
+    );
+    assert_eq!(forward.health_checks[&32000].local_endpoints, 2);
+    assert_eq!(
+        bare_entries(&forward, "KUBE-LOOP-BACK"),
+        ["10.244.0.1,tcp:8080,10.244.0.1"]
+    );
+    assert_eq!(
+        bare_entries(&forward, "KUBE-6-LOOP-BACK"),
+        ["fd00:244::1,tcp:8080,fd00:244::1"]
+    );
+}
+
+#[test]
+fn programming_every_feature_leaves_nothing_to_do() {
+    let (services, slices) = feature_soup();
+    let config = config_with_addresses(&["192.168.50.10", "fd00:50::10"]);
+    let d = desired(&services, &slices, &config);
+    let empty = Observed::default();
+    let first = plan(&d, &empty, &Default::default());
+    // Every set is created, both tables installed.
+    let creates = first
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::CreateSet { .. }))
+        .count();
+    assert_eq!(creates, 34);
+    assert!(plan(&d, &observed_from(&d), &Default::default()).is_empty());
 }

@@ -1,4 +1,5 @@
-//! `plan()`: ordering, minimality, drift repair, convergence.
+//! `plan()`: ordering, minimality, drift repair, convergence, graceful
+//! termination, ownership.
 
 mod common;
 
@@ -7,6 +8,9 @@ use kipvs_packet_ipset::Entry;
 use kipvs_packet_ipvs::Protocol;
 use kipvs_packet_nftables::{exprs, Expr, NftBody, RuleAttr};
 use kipvs_planner::*;
+
+/// No draining real server's grace is over.
+const NONE_EXPIRED: std::collections::BTreeSet<RealServerKey> = std::collections::BTreeSet::new();
 
 fn web() -> (
     Vec<std::sync::Arc<k8s_openapi::api::core::v1::Service>>,
@@ -25,12 +29,33 @@ fn web() -> (
     )
 }
 
-/// A v4 cluster CIDR only: the v4 table has a `services` rule (3 table
-/// messages + 7 chains + 9 rules = 19), the v6 table none (18).
+/// A v4 cluster CIDR only: the v4 table has a `services` rule, the v6
+/// table none.
 fn cfg() -> NodeConfig {
     let mut c = config();
     c.cluster_cidrs = vec!["10.244.0.0/16".parse().unwrap()];
     c
+}
+
+/// The plan line that replaces `family`'s table with the one `desired`
+/// wants (its size follows the table's rules, tested in `tables.rs`).
+fn replace_line(desired: &Desired, family: IpFamily) -> String {
+    let table = desired.tables.iter().find(|t| t.family == family).unwrap();
+    let messages = table.replace_messages(&indexes()).unwrap().len();
+    format!(
+        "[node] replace table {:?} kube-ipvs ({messages} messages)",
+        table.nf_proto()
+    )
+}
+
+#[test]
+fn the_cluster_cidr_adds_one_rule_to_its_family_only() {
+    let d = desired(&[], &[], &cfg());
+    let size = |family| {
+        let table = d.tables.iter().find(|t| t.family == family).unwrap();
+        table.replace_messages(&indexes()).unwrap().len()
+    };
+    assert_eq!(size(IpFamily::V4), size(IpFamily::V6) + 1);
 }
 
 fn web_owner() -> Option<ServicePortName> {
@@ -41,7 +66,7 @@ fn web_owner() -> Option<ServicePortName> {
 fn identical_state_gives_an_empty_plan() {
     let (services, slices) = web();
     let d = desired(&services, &slices, &cfg());
-    let p = plan(&d, &observed_from(&d));
+    let p = plan(&d, &observed_from(&d), &NONE_EXPIRED);
     assert!(p.is_empty(), "{:#?}", lines(&p));
 
     // Also with dual stack and nothing at all.
@@ -52,9 +77,9 @@ fn identical_state_gives_an_empty_plan() {
         &[("", 53, "UDP")],
     )];
     let d = desired(&ds, &[], &config());
-    assert!(plan(&d, &observed_from(&d)).is_empty());
+    assert!(plan(&d, &observed_from(&d), &NONE_EXPIRED).is_empty());
     let d = desired(&[], &[], &config());
-    assert!(plan(&d, &observed_from(&d)).is_empty());
+    assert!(plan(&d, &observed_from(&d), &NONE_EXPIRED).is_empty());
 }
 
 #[test]
@@ -66,7 +91,7 @@ fn new_service_is_complete_before_its_address_is_bound() {
     observed.sets.remove("KUBE-6-CLUSTER-IP");
     observed.set_indexes.remove("KUBE-6-CLUSTER-IP");
     let d = desired(&services, &slices, &cfg());
-    let p = plan(&d, &observed);
+    let p = plan(&d, &observed, &NONE_EXPIRED);
     assert_eq!(
         lines(&p),
         [
@@ -99,12 +124,9 @@ fn new_service_is_complete_before_its_address_is_bound() {
 
     let after = apply(&p, &observed);
     // Re-planning right after the sets were created installs the v6 table.
-    let p2 = plan(&d, &after);
-    assert_eq!(
-        lines(&p2),
-        ["[node] replace table Ipv6 kube-ipvs (18 messages)"]
-    );
-    assert!(plan(&d, &apply(&p2, &after)).is_empty());
+    let p2 = plan(&d, &after, &NONE_EXPIRED);
+    assert_eq!(lines(&p2), [replace_line(&d, IpFamily::V6)]);
+    assert!(plan(&d, &apply(&p2, &after), &NONE_EXPIRED).is_empty());
 }
 
 #[test]
@@ -113,14 +135,16 @@ fn fresh_node_converges_in_two_rounds_and_binds_only_after_the_rules() {
     let d = desired(&services, &slices, &cfg());
     let fresh = Observed::default();
 
-    let first = plan(&d, &fresh);
+    let first = plan(&d, &fresh, &NONE_EXPIRED);
     let creates = first
         .steps
         .iter()
         .filter(|s| matches!(s.action, Action::CreateSet { .. }))
         .count();
-    assert_eq!(creates, 6);
-    assert!(first.steps[..6].iter().all(|s| s.owner.is_none()));
+    // Every set of both families, also the empty ones.
+    assert_eq!(creates, SetRole::ALL.len() * 2);
+    assert_eq!(creates, d.sets.len());
+    assert!(first.steps[..creates].iter().all(|s| s.owner.is_none()));
     // No set index yet: no table, and so no address either.
     assert!(!first.steps.iter().any(|s| matches!(
         s.action,
@@ -132,17 +156,17 @@ fn fresh_node_converges_in_two_rounds_and_binds_only_after_the_rules() {
         .any(|s| matches!(s.action, Action::AddService(_))));
 
     let after_first = apply(&first, &fresh);
-    let second = plan(&d, &after_first);
+    let second = plan(&d, &after_first, &NONE_EXPIRED);
     assert_eq!(
         lines(&second),
         [
-            "[node] replace table Ipv4 kube-ipvs (19 messages)",
-            "[node] replace table Ipv6 kube-ipvs (18 messages)",
-            "[default/web:http] bind 10.96.0.10",
+            replace_line(&d, IpFamily::V4),
+            replace_line(&d, IpFamily::V6),
+            "[default/web:http] bind 10.96.0.10".to_owned(),
         ]
     );
     let after_second = apply(&second, &after_first);
-    assert!(plan(&d, &after_second).is_empty());
+    assert!(plan(&d, &after_second, &NONE_EXPIRED).is_empty());
 }
 
 #[test]
@@ -181,7 +205,7 @@ fn one_new_endpoint_among_100_services_is_one_destination_and_one_entry() {
         ],
     );
     let after = desired(&services, &slices, &cfg());
-    let p = plan(&after, &observed);
+    let p = plan(&after, &observed, &NONE_EXPIRED);
     assert_eq!(
         lines(&p),
         [
@@ -206,7 +230,11 @@ fn one_new_endpoint_among_100_services_is_one_destination_and_one_entry() {
         &[("", 8080, "")],
         &[ep("10.244.7.1"), ep("10.244.7.9")],
     );
-    let p = plan(&desired(&services, &slices, &cfg()), &observed);
+    let p = plan(
+        &desired(&services, &slices, &cfg()),
+        &observed,
+        &NONE_EXPIRED,
+    );
     assert_eq!(
         lines(&p),
         ["[default/svc-7] add real server 10.244.7.9:8080 to tcp 10.96.1.7:80 (masq weight 1)"]
@@ -214,9 +242,14 @@ fn one_new_endpoint_among_100_services_is_one_destination_and_one_entry() {
 }
 
 #[test]
-fn removed_endpoint_is_deleted_with_its_loop_back_entry() {
+fn removed_endpoint_without_connections_is_deleted_with_its_loop_back_entry() {
     let (services, slices) = web();
-    let observed = observed_from(&desired(&services, &slices, &cfg()));
+    let mut observed = observed_from(&desired(&services, &slices, &cfg()));
+    for (_, dests) in observed.virtual_services.values_mut() {
+        for dest in dests {
+            (dest.active_conns, dest.inactive_conns) = (0, 0);
+        }
+    }
     let fewer = [slice(
         "default",
         "web-1",
@@ -226,7 +259,7 @@ fn removed_endpoint_is_deleted_with_its_loop_back_entry() {
         &[ep("10.244.2.2")],
     )];
     let d = desired(&services, &fewer, &cfg());
-    let p = plan(&d, &observed);
+    let p = plan(&d, &observed, &NONE_EXPIRED);
     assert_eq!(
         lines(&p),
         [
@@ -239,7 +272,7 @@ fn removed_endpoint_is_deleted_with_its_loop_back_entry() {
     };
     // Deleted by content: no comment sent.
     assert_eq!(entry_strings(entries), ["10.244.1.2,tcp:8080,10.244.1.2"]);
-    assert!(plan(&d, &apply(&p, &observed)).is_empty());
+    assert!(plan(&d, &apply(&p, &observed), &NONE_EXPIRED).is_empty());
 }
 
 #[test]
@@ -248,7 +281,7 @@ fn removed_service_is_unbound_and_unlisted_before_it_is_deleted() {
     services.push(svc("default", "db", &["10.96.0.20"], &[("", 5432, "")]));
     let observed = observed_from(&desired(&services, &slices, &cfg()));
     let d = desired(&services[..1], &slices, &cfg());
-    let p = plan(&d, &observed);
+    let p = plan(&d, &observed, &NONE_EXPIRED);
     let db = Some(ServicePortName::new("default", "db", ""));
     assert_eq!(
         lines(&p),
@@ -271,7 +304,7 @@ fn removed_service_is_unbound_and_unlisted_before_it_is_deleted() {
         .steps
         .iter()
         .any(|s| matches!(s.action, Action::DeleteDestination(..))));
-    assert!(plan(&d, &apply(&p, &observed)).is_empty());
+    assert!(plan(&d, &apply(&p, &observed), &NONE_EXPIRED).is_empty());
 }
 
 #[test]
@@ -284,9 +317,9 @@ fn removal_without_a_readable_comment_has_no_owner() {
         }
     }
     let d = desired(&[], &[], &cfg());
-    let p = plan(&d, &observed);
+    let p = plan(&d, &observed, &NONE_EXPIRED);
     assert!(p.steps.iter().all(|s| s.owner.is_none()), "{:#?}", p.steps);
-    assert!(plan(&d, &apply(&p, &observed)).is_empty());
+    assert!(plan(&d, &apply(&p, &observed), &NONE_EXPIRED).is_empty());
 }
 
 #[test]
@@ -296,7 +329,7 @@ fn scheduler_change_updates_the_service_in_place() {
     let mut c = cfg();
     c.scheduler = "lc".into();
     let d = desired(&services, &slices, &c);
-    let p = plan(&d, &observed);
+    let p = plan(&d, &observed, &NONE_EXPIRED);
     assert_eq!(
         lines(&p),
         ["[default/web:http] update service tcp 10.96.0.10:80 lc"]
@@ -313,7 +346,7 @@ fn destination_weight_drift_is_updated() {
         .get_mut(&tcp_key("10.96.0.10", 80))
         .unwrap();
     vs.1[0].weight = 0;
-    let p = plan(&d, &observed);
+    let p = plan(&d, &observed, &NONE_EXPIRED);
     assert_eq!(
         lines(&p),
         ["[default/web:http] update real server 10.244.1.2:8080 to tcp 10.96.0.10:80 (masq weight 1)"]
@@ -336,7 +369,7 @@ fn stats_counters_and_entry_comments_are_not_differences() {
     for e in &mut observed.sets.get_mut("KUBE-CLUSTER-IP").unwrap().entries {
         e.comment = Some("someone else".into());
     }
-    assert!(plan(&d, &observed).is_empty());
+    assert!(plan(&d, &observed, &NONE_EXPIRED).is_empty());
 }
 
 mod drift {
@@ -357,7 +390,7 @@ mod drift {
             .unwrap()
             .1
             .retain(|dest| dest.addr != ip("10.244.2.2"));
-        let p = plan(&d, &o);
+        let p = plan(&d, &o, &NONE_EXPIRED);
         assert_eq!(
             lines(&p),
             ["[default/web:http] add real server 10.244.2.2:8080 to tcp 10.96.0.10:80 (masq weight 1)"]
@@ -372,7 +405,7 @@ mod drift {
             .get_mut(&tcp_key("10.96.0.10", 80))
             .unwrap();
         vs.1.push(kipvs_packet_ipvs::Destination::new(ip("10.1.1.1"), 1));
-        let p = plan(&d, &o);
+        let p = plan(&d, &o, &NONE_EXPIRED);
         assert_eq!(
             lines(&p),
             ["[default/web:http] delete real server 10.1.1.1:1 from tcp 10.96.0.10:80"]
@@ -383,17 +416,17 @@ mod drift {
     fn missing_virtual_service() {
         let (d, mut o) = setup();
         o.virtual_services.clear();
-        let p = plan(&d, &o);
+        let p = plan(&d, &o, &NONE_EXPIRED);
         assert_eq!(p.len(), 3, "{:#?}", lines(&p));
         assert!(matches!(p.steps[0].action, Action::AddService(_)));
-        assert!(plan(&d, &apply(&p, &o)).is_empty());
+        assert!(plan(&d, &apply(&p, &o), &NONE_EXPIRED).is_empty());
     }
 
     #[test]
     fn flushed_set() {
         let (d, mut o) = setup();
         o.sets.get_mut("KUBE-CLUSTER-IP").unwrap().entries.clear();
-        let p = plan(&d, &o);
+        let p = plan(&d, &o, &NONE_EXPIRED);
         assert_eq!(
             lines(&p),
             ["[default/web:http] add 1 entries to KUBE-CLUSTER-IP"]
@@ -417,7 +450,7 @@ mod drift {
             .unwrap()
             .entries
             .push(stale);
-        let p = plan(&d, &o);
+        let p = plan(&d, &o, &NONE_EXPIRED);
         assert_eq!(
             lines(&p),
             ["[gone/dns:dns] delete 1 entries from KUBE-CLUSTER-IP"]
@@ -428,7 +461,7 @@ mod drift {
     fn missing_address() {
         let (d, mut o) = setup();
         o.addresses.clear();
-        let p = plan(&d, &o);
+        let p = plan(&d, &o, &NONE_EXPIRED);
         assert_eq!(lines(&p), ["[default/web:http] bind 10.96.0.10"]);
     }
 
@@ -436,7 +469,7 @@ mod drift {
     fn foreign_address() {
         let (d, mut o) = setup();
         o.addresses.insert(ip("10.96.7.7"));
-        let p = plan(&d, &o);
+        let p = plan(&d, &o, &NONE_EXPIRED);
         assert_eq!(lines(&p), ["[node] unbind 10.96.7.7"]);
     }
 
@@ -444,17 +477,14 @@ mod drift {
     fn missing_table() {
         let (d, mut o) = setup();
         o.tables.remove(&IpFamily::V6);
-        let p = plan(&d, &o);
-        assert_eq!(
-            lines(&p),
-            ["[node] replace table Ipv6 kube-ipvs (18 messages)"]
-        );
+        let p = plan(&d, &o, &NONE_EXPIRED);
+        assert_eq!(lines(&p), [replace_line(&d, IpFamily::V6)]);
         let Action::ReplaceTable { messages, .. } = &p.steps[0].action else {
             unreachable!()
         };
         let expected = d.tables[1].replace_messages(&o.set_indexes).unwrap();
         assert_eq!(messages, &expected);
-        assert!(plan(&d, &apply(&p, &o)).is_empty());
+        assert!(plan(&d, &apply(&p, &o), &NONE_EXPIRED).is_empty());
     }
 
     #[test]
@@ -478,12 +508,9 @@ mod drift {
                 *e.last_mut().unwrap() = exprs::masquerade(false);
             }
         }
-        let p = plan(&d, &o);
-        assert_eq!(
-            lines(&p),
-            ["[node] replace table Ipv4 kube-ipvs (19 messages)"]
-        );
-        assert!(plan(&d, &apply(&p, &o)).is_empty());
+        let p = plan(&d, &o, &NONE_EXPIRED);
+        assert_eq!(lines(&p), [replace_line(&d, IpFamily::V4)]);
+        assert!(plan(&d, &apply(&p, &o), &NONE_EXPIRED).is_empty());
     }
 
     #[test]
@@ -492,18 +519,15 @@ mod drift {
         let extra = o.tables[&IpFamily::V4].rules[0].clone();
         o.tables.get_mut(&IpFamily::V4).unwrap().rules.push(extra);
         assert_eq!(
-            lines(&plan(&d, &o)),
-            ["[node] replace table Ipv4 kube-ipvs (19 messages)"]
+            lines(&plan(&d, &o, &NONE_EXPIRED)),
+            [replace_line(&d, IpFamily::V4)]
         );
 
         // A set recreated under another index: the rules must follow.
         let (d, mut o) = setup();
         *o.set_indexes.get_mut("KUBE-6-LOOP-BACK").unwrap() = 40;
-        let p = plan(&d, &o);
-        assert_eq!(
-            lines(&p),
-            ["[node] replace table Ipv6 kube-ipvs (18 messages)"]
-        );
+        let p = plan(&d, &o, &NONE_EXPIRED);
+        assert_eq!(lines(&p), [replace_line(&d, IpFamily::V6)]);
         let Action::ReplaceTable { messages, .. } = &p.steps[0].action else {
             unreachable!()
         };
@@ -545,7 +569,7 @@ mod drift {
                 }
             }
         }
-        assert!(plan(&d, &o).is_empty());
+        assert!(plan(&d, &o, &NONE_EXPIRED).is_empty());
     }
 
     #[test]
@@ -554,12 +578,9 @@ mod drift {
         o.tables.clear();
         o.set_indexes.remove("KUBE-IPVS-IPS");
         o.addresses.clear();
-        let p = plan(&d, &o);
+        let p = plan(&d, &o, &NONE_EXPIRED);
         // The v6 table goes in; the v4 table and the v4 address wait.
-        assert_eq!(
-            lines(&p),
-            ["[node] replace table Ipv6 kube-ipvs (18 messages)"]
-        );
+        assert_eq!(lines(&p), [replace_line(&d, IpFamily::V6)]);
     }
 }
 
@@ -574,7 +595,7 @@ fn shared_cluster_ip_address_belongs_to_its_first_port() {
     let d = desired(&services, &[], &cfg());
     let mut o = observed_from(&d);
     o.addresses.clear();
-    let p = plan(&d, &o);
+    let p = plan(&d, &o, &NONE_EXPIRED);
     // TCP (6) sorts before UDP (17).
     assert_eq!(lines(&p), ["[default/dns:dns-tcp] bind 10.96.0.10"]);
     assert_eq!(
@@ -583,4 +604,353 @@ fn shared_cluster_ip_address_belongs_to_its_first_port() {
             .port,
         "dns"
     );
+}
+
+/// Graceful termination: what becomes of a real server the cluster no
+/// longer lists. `observed_from` reports 3 active + 7 inactive connections
+/// on every real server.
+mod drain {
+    use std::collections::BTreeSet;
+
+    use kipvs_packet_ipvs::Destination;
+
+    use super::*;
+
+    /// `web` with only the remote endpoint left (10.244.1.2 went away).
+    fn without_local_endpoint(protocol: &str) -> (Desired, Observed) {
+        let services = [svc(
+            "default",
+            "web",
+            &["10.96.0.10"],
+            &[("http", 80, protocol)],
+        )];
+        let slices = |endpoints: &[Ep]| {
+            [slice(
+                "default",
+                "web-1",
+                "web",
+                "IPv4",
+                &[("http", 8080, protocol)],
+                endpoints,
+            )]
+        };
+        let before = desired(
+            &services,
+            &slices(&[("10.244.1.2", Some(true), Some("node-a")), ep("10.244.2.2")]),
+            &cfg(),
+        );
+        let after = desired(&services, &slices(&[ep("10.244.2.2")]), &cfg());
+        (after, observed_from(&before))
+    }
+
+    fn key(protocol: Protocol) -> VirtualServiceKey {
+        VirtualServiceKey::tuple(ip("10.96.0.10"), protocol, 80)
+    }
+
+    fn gone(protocol: Protocol) -> RealServerKey {
+        RealServerKey {
+            service: key(protocol),
+            addr: ip("10.244.1.2"),
+            port: 8080,
+        }
+    }
+
+    fn real_server(o: &mut Observed, protocol: Protocol) -> &mut Destination {
+        let dests = &mut o.virtual_services.get_mut(&key(protocol)).unwrap().1;
+        dests
+            .iter_mut()
+            .find(|d| d.addr == ip("10.244.1.2"))
+            .unwrap()
+    }
+
+    #[test]
+    fn tcp_real_server_with_connections_goes_to_weight_0_and_waits() {
+        let (d, o) = without_local_endpoint("");
+        let p = plan(&d, &o, &NONE_EXPIRED);
+        assert_eq!(
+            lines(&p),
+            [
+                "[default/web:http] update real server 10.244.1.2:8080 to tcp 10.96.0.10:80 (masq weight 0)",
+                "[default/web:http] delete 1 entries from KUBE-LOOP-BACK",
+            ]
+        );
+        // Only the weight changes; the counters it was planned from stay.
+        let Action::UpdateDestination(_, dest) = &p.steps[0].action else {
+            unreachable!()
+        };
+        assert_eq!(
+            (dest.weight, dest.active_conns, dest.inactive_conns),
+            (0, 3, 7)
+        );
+        let after = apply(&p, &o);
+        assert_eq!(draining(&d, &after), BTreeSet::from([gone(Protocol::Tcp)]));
+        // At weight 0 with connections and time left: nothing to do.
+        assert!(plan(&d, &after, &NONE_EXPIRED).is_empty());
+    }
+
+    #[test]
+    fn counters_are_read_again_only_where_a_real_server_would_drain() {
+        let (d, o) = without_local_endpoint("");
+        assert_eq!(retiring(&d, &o), BTreeSet::from([key(Protocol::Tcp)]));
+        // Once at weight 0 the runtime's periodic refresh takes over.
+        let drained = apply(&plan(&d, &o, &NONE_EXPIRED), &o);
+        assert!(retiring(&d, &drained).is_empty());
+        // Nothing removed; or UDP, deleted whatever its counters say.
+        assert!(retiring(&d, &observed_from(&d)).is_empty());
+        let (d, o) = without_local_endpoint("UDP");
+        assert!(retiring(&d, &o).is_empty());
+    }
+
+    #[test]
+    fn only_inactive_connections_still_drain() {
+        let (d, mut o) = without_local_endpoint("");
+        real_server(&mut o, Protocol::Tcp).active_conns = 0;
+        let p = plan(&d, &o, &NONE_EXPIRED);
+        assert!(matches!(
+            &p.steps[0].action,
+            Action::UpdateDestination(_, dest) if dest.weight == 0
+        ));
+    }
+
+    #[test]
+    fn tcp_real_server_without_connections_is_deleted_at_once() {
+        let (d, mut o) = without_local_endpoint("");
+        let rs = real_server(&mut o, Protocol::Tcp);
+        rs.active_conns = 0;
+        rs.inactive_conns = 0;
+        let p = plan(&d, &o, &NONE_EXPIRED);
+        assert_eq!(
+            lines(&p)[0],
+            "[default/web:http] delete real server 10.244.1.2:8080 from tcp 10.96.0.10:80"
+        );
+        assert_eq!(p.len(), 2);
+        let after = apply(&p, &o);
+        assert!(draining(&d, &after).is_empty());
+        assert!(plan(&d, &after, &NONE_EXPIRED).is_empty());
+    }
+
+    #[test]
+    fn draining_real_server_goes_when_its_connections_end_or_its_grace_expires() {
+        let (d, o) = without_local_endpoint("");
+        let mut o = apply(&plan(&d, &o, &NONE_EXPIRED), &o);
+        assert_eq!(real_server(&mut o, Protocol::Tcp).weight, 0);
+        let delete =
+            ["[default/web:http] delete real server 10.244.1.2:8080 from tcp 10.96.0.10:80"];
+
+        // Grace over with connections left: deleted anyway.
+        let expired = BTreeSet::from([gone(Protocol::Tcp)]);
+        assert_eq!(lines(&plan(&d, &o, &expired)), delete);
+        // Another real server's expiry changes nothing here.
+        let other = BTreeSet::from([RealServerKey {
+            port: 9090,
+            ..gone(Protocol::Tcp)
+        }]);
+        assert!(plan(&d, &o, &other).is_empty());
+
+        // Counters read again: the last connection ended.
+        let rs = real_server(&mut o, Protocol::Tcp);
+        rs.active_conns = 0;
+        rs.inactive_conns = 0;
+        let p = plan(&d, &o, &NONE_EXPIRED);
+        assert_eq!(lines(&p), delete);
+        assert!(draining(&d, &apply(&p, &o)).is_empty());
+    }
+
+    #[test]
+    fn udp_and_sctp_real_servers_are_deleted_at_once_despite_connections() {
+        for (protocol, name) in [(Protocol::Udp, "UDP"), (Protocol::Sctp, "SCTP")] {
+            let (d, o) = without_local_endpoint(name);
+            let p = plan(&d, &o, &NONE_EXPIRED);
+            assert_eq!(
+                lines(&p)[0],
+                format!(
+                    "[default/web:http] delete real server 10.244.1.2:8080 from {protocol} 10.96.0.10:80"
+                )
+            );
+            assert!(!p
+                .steps
+                .iter()
+                .any(|s| matches!(s.action, Action::UpdateDestination(..))));
+            // Even one found at weight 0 (left by someone else) never drains.
+            let (d, mut o) = without_local_endpoint(name);
+            real_server(&mut o, protocol).weight = 0;
+            assert!(draining(&d, &o).is_empty());
+            assert!(matches!(
+                plan(&d, &o, &NONE_EXPIRED).steps[0].action,
+                Action::DeleteDestination(..)
+            ));
+        }
+    }
+
+    #[test]
+    fn endpoint_that_comes_back_returns_to_weight_1() {
+        let (d, o) = without_local_endpoint("");
+        let drained = apply(&plan(&d, &o, &NONE_EXPIRED), &o);
+        let (services, slices) = web();
+        let back = desired(&services, &slices, &cfg());
+        assert!(draining(&back, &drained).is_empty());
+        let p = plan(&back, &drained, &NONE_EXPIRED);
+        assert_eq!(
+            lines(&p),
+            [
+                "[default/web:http] update real server 10.244.1.2:8080 to tcp 10.96.0.10:80 (masq weight 1)",
+                "[default/web:http] add 1 entries to KUBE-LOOP-BACK",
+            ]
+        );
+        assert!(plan(&back, &apply(&p, &drained), &NONE_EXPIRED).is_empty());
+    }
+
+    #[test]
+    fn draining_is_rebuilt_from_weight_0_real_servers_the_cluster_no_longer_lists() {
+        // After a restart: the kernel shows a weight-0 real server the
+        // cluster does not list (and one it lists, still at weight 1).
+        let (d, mut o) = without_local_endpoint("");
+        real_server(&mut o, Protocol::Tcp).weight = 0;
+        assert_eq!(draining(&d, &o), BTreeSet::from([gone(Protocol::Tcp)]));
+        let p = plan(&d, &o, &NONE_EXPIRED);
+        assert_eq!(
+            lines(&p),
+            ["[default/web:http] delete 1 entries from KUBE-LOOP-BACK"]
+        );
+    }
+
+    #[test]
+    fn removed_service_is_deleted_at_once_with_its_real_servers() {
+        let (services, slices) = web();
+        let o = observed_from(&desired(&services, &slices, &cfg()));
+        let d = desired(&[], &[], &cfg());
+        let p = plan(&d, &o, &NONE_EXPIRED);
+        assert!(p
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, Action::DeleteService(_))));
+        assert!(!p.steps.iter().any(|s| matches!(
+            s.action,
+            Action::UpdateDestination(..) | Action::DeleteDestination(..)
+        )));
+        assert!(draining(&d, &o).is_empty());
+        assert!(plan(&d, &apply(&p, &o), &NONE_EXPIRED).is_empty());
+    }
+}
+
+/// Which virtual services the kernel shows as ours, and the order that
+/// keeps them ours through a half-done removal.
+mod ownership {
+    use kipvs_packet_ipvs::{Destination, Service};
+
+    use super::*;
+
+    const NODE_IP: &str = "192.168.1.10";
+
+    fn key(addr: &str, protocol: Protocol, port: u16) -> VirtualServiceKey {
+        VirtualServiceKey::tuple(ip(addr), protocol, port)
+    }
+
+    /// Nothing desired; the kernel holds what a node-port service and an
+    /// externalIP service (on another interface's address) left: their
+    /// virtual services and the set entries that claim them.
+    fn leftovers() -> (Desired, Observed) {
+        let d = desired(&[], &[], &cfg());
+        let mut o = observed_from(&d);
+        let entries = |o: &mut Observed, set: &str, entries: Vec<Entry>| {
+            o.sets.get_mut(set).unwrap().entries.extend(entries);
+        };
+        entries(
+            &mut o,
+            "KUBE-NODE-PORT-TCP",
+            vec![Entry::port(30080).with_comment("default/np:http")],
+        );
+        entries(
+            &mut o,
+            "KUBE-EXTERNAL-IP",
+            vec![Entry::ip_port(ip("203.0.113.7"), 6, 80).with_comment("default/ext:http")],
+        );
+        for k in [
+            key(NODE_IP, Protocol::Tcp, 30080),
+            key("203.0.113.7", Protocol::Tcp, 80),
+        ] {
+            let mut dest = Destination::new(ip("10.244.2.2"), 8080);
+            dest.active_conns = 4;
+            o.virtual_services
+                .insert(k, (Service::new(k.key(), "rr"), vec![dest]));
+        }
+        (d, o)
+    }
+
+    #[test]
+    fn sets_claim_node_port_and_external_services_and_nothing_else() {
+        let (_, o) = leftovers();
+        assert!(o.claims(&key(NODE_IP, Protocol::Tcp, 30080)));
+        // A node port is a port on every node address.
+        assert!(o.claims(&key("10.0.0.5", Protocol::Tcp, 30080)));
+        assert!(o.claims(&key("203.0.113.7", Protocol::Tcp, 80)));
+        // Foreign: another port, another protocol, another family, another
+        // port on the external address.
+        assert!(!o.claims(&key(NODE_IP, Protocol::Tcp, 22)));
+        assert!(!o.claims(&key(NODE_IP, Protocol::Udp, 30080)));
+        assert!(!o.claims(&key("fd00::10", Protocol::Tcp, 30080)));
+        assert!(!o.claims(&key("203.0.113.7", Protocol::Tcp, 443)));
+
+        let (_, mut o) = leftovers();
+        o.sets
+            .get_mut("KUBE-NODE-PORT-UDP")
+            .unwrap()
+            .entries
+            .push(Entry::port(30053));
+        o.sets
+            .get_mut("KUBE-NODE-PORT-SCTP-HASH")
+            .unwrap()
+            .entries
+            .push(Entry::ip_port(ip(NODE_IP), 132, 30132));
+        o.sets
+            .get_mut("KUBE-6-IPVS-IPS")
+            .unwrap()
+            .entries
+            .push(Entry::ip(ip("fd00::10")));
+        o.sets
+            .get_mut("KUBE-LOAD-BALANCER")
+            .unwrap()
+            .entries
+            .push(Entry::ip_port(ip("198.51.100.1"), 17, 53));
+        assert!(o.claims(&key(NODE_IP, Protocol::Udp, 30053)));
+        assert!(o.claims(&key(NODE_IP, Protocol::Sctp, 30132)));
+        assert!(!o.claims(&key("10.0.0.5", Protocol::Sctp, 30132)));
+        assert!(o.claims(&key("fd00::10", Protocol::Tcp, 1)));
+        assert!(o.claims(&key("198.51.100.1", Protocol::Udp, 53)));
+        assert!(!o.claims(&key("198.51.100.1", Protocol::Tcp, 53)));
+        // An address on kube-ipvs0 claims every service on it.
+        o.addresses.insert(ip("10.96.0.99"));
+        assert!(o.claims(&key("10.96.0.99", Protocol::Tcp, 1234)));
+        // Sets that do not claim (the -LOCAL bitmaps, the health checks)
+        // claim nothing.
+        o.sets
+            .get_mut("KUBE-HEALTH-CHECK-NODE-PORT")
+            .unwrap()
+            .entries
+            .push(Entry::port(31000));
+        assert!(!o.claims(&key(NODE_IP, Protocol::Tcp, 31000)));
+    }
+
+    #[test]
+    fn claiming_entries_are_deleted_only_after_their_virtual_services() {
+        let (d, o) = leftovers();
+        let p = plan(&d, &o, &NONE_EXPIRED);
+        assert_eq!(
+            lines(&p),
+            [
+                // Deleted at once, with connections: no draining for a
+                // removed service.
+                "[default/np:http] delete service tcp 192.168.1.10:30080",
+                "[default/ext:http] delete service tcp 203.0.113.7:80",
+                "[default/ext:http] delete 1 entries from KUBE-EXTERNAL-IP",
+                "[default/np:http] delete 1 entries from KUBE-NODE-PORT-TCP",
+            ]
+        );
+        assert!(plan(&d, &apply(&p, &o), &NONE_EXPIRED).is_empty());
+        // Stopped after the first deletion: the rest is still ours.
+        let mut half = o.clone();
+        half.virtual_services
+            .remove(&key(NODE_IP, Protocol::Tcp, 30080));
+        assert!(half.claims(&key("203.0.113.7", Protocol::Tcp, 80)));
+    }
 }

@@ -4,7 +4,11 @@ mod common;
 
 use common::*;
 use kipvs_packet_nftables::{
-    exprs::{jump, ret, saddr_in_cidr, xt_set_match},
+    expr::{NF_CT_STATE_ESTABLISHED_BIT, NF_CT_STATE_NEW_BIT, NF_CT_STATE_RELATED_BIT},
+    exprs::{
+        accept, ct_state_in, drop, fib_daddr_type_local, goto, jump, mark_and_eq, mark_set_or,
+        masquerade, meta_l4proto, reject, ret, saddr_in_cidr, xt_set_match,
+    },
     xt_set::SetDir,
     ChainAttr, Expr, HookAttr, NfHook, NfProto, NftBody, RuleAttr,
 };
@@ -14,8 +18,14 @@ fn table(d: &Desired, family: IpFamily) -> &DesiredTable {
     d.tables.iter().find(|t| t.family == family).unwrap()
 }
 
-fn services_chain(t: &DesiredTable) -> Vec<&TableRule> {
-    t.rules.iter().filter(|r| r.chain == "services").collect()
+/// The `services` rules about cluster IPs (those matching KUBE-CLUSTER-IP).
+fn cluster_ip_rules(t: &DesiredTable) -> Vec<&TableRule> {
+    let set = SetRole::ClusterIp.set_name(t.family);
+    t.rules
+        .iter()
+        .filter(|r| r.chain == "services")
+        .filter(|r| matches!(&r.parts[0], RulePart::SetMatch { set: s, .. } if s == set))
+        .collect()
 }
 
 fn set_match(set: &str, dirs: &[SetDir], inverted: bool) -> RulePart {
@@ -34,11 +44,213 @@ fn with(cfg: impl FnOnce(&mut NodeConfig)) -> Desired {
     desired(&[], &[], &config)
 }
 
+/// Names for the expression sequences the table is made of, so a rule
+/// reads like `nft list table` would print it.
+fn snippets(family: IpFamily) -> Vec<(String, Vec<Expr>)> {
+    let mut known = vec![
+        (
+            "ip saddr 127.0.0.0/8".to_owned(),
+            saddr_in_cidr(ip("127.0.0.0"), 8, false),
+        ),
+        (
+            "ip6 saddr ::1".to_owned(),
+            saddr_in_cidr(ip("::1"), 128, false),
+        ),
+        (
+            "ip saddr != 10.244.0.0/16".to_owned(),
+            saddr_in_cidr(ip("10.244.0.0"), 16, true),
+        ),
+        ("ct state new".to_owned(), ct_state_in(NF_CT_STATE_NEW_BIT)),
+        (
+            "ct state established,related".to_owned(),
+            ct_state_in(NF_CT_STATE_ESTABLISHED_BIT | NF_CT_STATE_RELATED_BIT),
+        ),
+        ("fib daddr type local".to_owned(), fib_daddr_type_local()),
+        ("meta l4proto tcp".to_owned(), meta_l4proto(6)),
+        ("meta l4proto udp".to_owned(), meta_l4proto(17)),
+        ("meta l4proto sctp".to_owned(), meta_l4proto(132)),
+        ("mark set mark or 0x4000".to_owned(), mark_set_or(MASQ_MARK)),
+        (
+            "mark and 0x4000 == 0x4000".to_owned(),
+            mark_and_eq(MASQ_MARK, MASQ_MARK),
+        ),
+        ("masquerade".to_owned(), vec![masquerade(false)]),
+        ("masquerade fully-random".to_owned(), vec![masquerade(true)]),
+        ("return".to_owned(), vec![ret()]),
+        ("accept".to_owned(), vec![accept()]),
+        ("drop".to_owned(), vec![drop()]),
+        ("reject".to_owned(), vec![reject(family.nf_proto())]),
+    ];
+    for chain in [
+        "services",
+        "mark-for-masquerade",
+        "load-balancer",
+        "node-port",
+        "source-ranges",
+        "ipvs-filter",
+    ] {
+        known.push((format!("jump {chain}"), vec![jump(chain)]));
+        known.push((format!("goto {chain}"), vec![goto(chain)]));
+    }
+    known
+}
+
+fn describe(family: IpFamily, exprs: &[Expr]) -> Vec<String> {
+    let known = snippets(family);
+    let mut words = Vec::new();
+    let mut rest = exprs;
+    while !rest.is_empty() {
+        let Some((name, len)) = known
+            .iter()
+            .filter(|(_, s)| rest.starts_with(s))
+            .map(|(n, s)| (n.clone(), s.len()))
+            .max_by_key(|(_, len)| *len)
+        else {
+            panic!("no name for {:?}", rest[0]);
+        };
+        words.push(name);
+        rest = &rest[len..];
+    }
+    words
+}
+
+/// `chain: part part ...` per rule, set matches as `[!]SET dir,dir`.
+fn rule_lines(t: &DesiredTable) -> Vec<String> {
+    t.rules
+        .iter()
+        .map(|rule| {
+            let mut words = vec![format!("{}:", rule.chain)];
+            for part in &rule.parts {
+                match part {
+                    RulePart::Exprs(exprs) => words.extend(describe(t.family, exprs)),
+                    RulePart::SetMatch {
+                        set,
+                        dirs,
+                        inverted,
+                    } => {
+                        let dirs: Vec<&str> = dirs
+                            .iter()
+                            .map(|d| if *d == SetDir::Src { "src" } else { "dst" })
+                            .collect();
+                        let not = if *inverted { "!" } else { "" };
+                        words.push(format!("{not}{set} {}", dirs.join(",")));
+                    }
+                }
+            }
+            words.join(" ")
+        })
+        .collect()
+}
+
 #[test]
-fn without_cluster_cidr_nothing_is_marked() {
+fn the_whole_v4_table() {
+    let d = with(|c| c.cluster_cidrs = vec!["10.244.0.0/16".parse().unwrap()]);
+    let expected = [
+        "services: ip saddr 127.0.0.0/8 return",
+        "services: KUBE-LOAD-BALANCER dst,dst goto load-balancer",
+        "services: KUBE-CLUSTER-IP dst,dst ip saddr != 10.244.0.0/16 jump mark-for-masquerade",
+        "services: KUBE-EXTERNAL-IP dst,dst jump mark-for-masquerade",
+        "services: KUBE-EXTERNAL-IP-LOCAL dst,dst return",
+        "services: fib daddr type local goto node-port",
+        "load-balancer: KUBE-LOAD-BALANCER-LOCAL dst,dst return",
+        "load-balancer: jump mark-for-masquerade",
+        "node-port: meta l4proto tcp KUBE-NODE-PORT-LOCAL-TCP dst return",
+        "node-port: meta l4proto tcp KUBE-NODE-PORT-TCP dst jump mark-for-masquerade",
+        "node-port: meta l4proto udp KUBE-NODE-PORT-LOCAL-UDP dst return",
+        "node-port: meta l4proto udp KUBE-NODE-PORT-UDP dst jump mark-for-masquerade",
+        "node-port: meta l4proto sctp KUBE-NODE-PORT-LOCAL-SCTP-HASH dst,dst return",
+        "node-port: meta l4proto sctp KUBE-NODE-PORT-SCTP-HASH dst,dst jump mark-for-masquerade",
+        "mark-for-masquerade: mark set mark or 0x4000",
+        "nat-prerouting: jump services",
+        "nat-output: jump services",
+        "nat-postrouting: KUBE-LOOP-BACK dst,dst,src masquerade",
+        "nat-postrouting: mark and 0x4000 == 0x4000 masquerade fully-random",
+        "filter-input: KUBE-LOAD-BALANCER-FW dst,dst jump source-ranges",
+        "source-ranges: KUBE-LOAD-BALANCER-SOURCE-CIDR dst,dst,src return",
+        "source-ranges: KUBE-LOAD-BALANCER-SOURCE-IP dst,dst,src return",
+        "source-ranges: drop",
+        "filter-output: KUBE-LOAD-BALANCER-FW dst,dst jump source-ranges",
+        "filter-input: ct state new KUBE-IPVS-IPS dst jump ipvs-filter",
+        "ipvs-filter: KUBE-CLUSTER-IP dst,dst return",
+        "ipvs-filter: KUBE-EXTERNAL-IP dst,dst return",
+        "ipvs-filter: KUBE-EXTERNAL-IP-LOCAL dst,dst return",
+        "ipvs-filter: KUBE-LOAD-BALANCER dst,dst return",
+        "ipvs-filter: meta l4proto tcp KUBE-HEALTH-CHECK-NODE-PORT dst return",
+        "ipvs-filter: reject",
+        "filter-forward: ct state established,related accept",
+        "filter-forward: mark and 0x4000 == 0x4000 accept",
+    ];
+    assert_eq!(rule_lines(table(&d, IpFamily::V4)), expected);
+}
+
+#[test]
+fn the_v6_table_uses_v6_sets_and_loopback() {
+    let d = with(|c| c.masquerade_all = true);
+    let lines = rule_lines(table(&d, IpFamily::V6));
+    assert_eq!(lines.len(), 33);
+    assert_eq!(lines[0], "services: ip6 saddr ::1 return");
+    assert_eq!(
+        lines[2],
+        "services: KUBE-6-CLUSTER-IP dst,dst jump mark-for-masquerade"
+    );
+    assert_eq!(
+        lines[12],
+        "node-port: meta l4proto sctp KUBE-6-NODE-PORT-LOCAL-SCTP-HAS dst,dst return"
+    );
+    assert_eq!(
+        lines[20],
+        "source-ranges: KUBE-6-LOAD-BALANCER-SOURCE-CID dst,dst,src return"
+    );
+    // Every set a v6 rule names is a v6 set.
+    let t = table(&d, IpFamily::V6);
+    assert!(t.referenced_sets().iter().all(|s| s.starts_with("KUBE-6-")));
+}
+
+#[test]
+fn local_returns_come_before_any_mark() {
+    // eTP Local traffic must never be marked: in each chain the Local
+    // set's return precedes the rule that marks the same traffic.
+    let d = with(|c| c.masquerade_all = true);
+    for family in IpFamily::ALL {
+        let lines = rule_lines(table(&d, family));
+        let at = |needle: &str| {
+            lines
+                .iter()
+                .position(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("{needle} in {lines:#?}"))
+        };
+        let v6 = if family == IpFamily::V6 { "6-" } else { "" };
+        for (local, marking) in [
+            (
+                format!("KUBE-{v6}LOAD-BALANCER-LOCAL dst,dst return"),
+                "load-balancer: jump mark-for-masquerade".to_owned(),
+            ),
+            (
+                format!("KUBE-{v6}NODE-PORT-LOCAL-TCP dst return"),
+                format!("KUBE-{v6}NODE-PORT-TCP dst jump"),
+            ),
+            (
+                format!("KUBE-{v6}NODE-PORT-LOCAL-UDP dst return"),
+                format!("KUBE-{v6}NODE-PORT-UDP dst jump"),
+            ),
+            (
+                format!("services: KUBE-{v6}EXTERNAL-IP-LOCAL dst,dst return"),
+                "services: fib daddr type local goto node-port".to_owned(),
+            ),
+        ] {
+            assert!(at(&local) < at(&marking), "{local} before {marking}");
+        }
+    }
+}
+
+#[test]
+fn without_cluster_cidr_no_cluster_ip_traffic_is_marked() {
     let d = with(|_| {});
     for family in IpFamily::ALL {
-        assert!(services_chain(table(&d, family)).is_empty());
+        assert!(cluster_ip_rules(table(&d, family)).is_empty());
+        // The rest of the services chain is still there.
+        let t = table(&d, family);
+        assert_eq!(t.rules.iter().filter(|r| r.chain == "services").count(), 5);
     }
 }
 
@@ -49,7 +261,7 @@ fn masquerade_all_marks_all_service_traffic() {
         (IpFamily::V4, "KUBE-CLUSTER-IP"),
         (IpFamily::V6, "KUBE-6-CLUSTER-IP"),
     ] {
-        let rules = services_chain(table(&d, family));
+        let rules = cluster_ip_rules(table(&d, family));
         assert_eq!(rules.len(), 1);
         assert_eq!(
             rules[0].parts,
@@ -74,20 +286,20 @@ fn cluster_cidrs_mark_traffic_from_outside_per_family() {
         exprs.push(jump("mark-for-masquerade"));
         vec![set_match(set, &DST2, false), RulePart::Exprs(exprs)]
     };
-    let v4 = services_chain(table(&d, IpFamily::V4));
+    let v4 = cluster_ip_rules(table(&d, IpFamily::V4));
     assert_eq!(v4.len(), 1);
     assert_eq!(v4[0].parts, expect("KUBE-CLUSTER-IP", "10.244.0.0", 16));
-    let v6 = services_chain(table(&d, IpFamily::V6));
+    let v6 = cluster_ip_rules(table(&d, IpFamily::V6));
     assert_eq!(v6.len(), 1);
     assert_eq!(v6[0].parts, expect("KUBE-6-CLUSTER-IP", "fd00:244::", 56));
 
     // Host bits in the flag value are ignored; a v4-only config leaves v6 unmarked.
     let d = with(|c| c.cluster_cidrs = vec!["10.244.7.1/16".parse().unwrap()]);
     assert_eq!(
-        services_chain(table(&d, IpFamily::V4))[0].parts,
+        cluster_ip_rules(table(&d, IpFamily::V4))[0].parts,
         expect("KUBE-CLUSTER-IP", "10.244.0.0", 16)
     );
-    assert!(services_chain(table(&d, IpFamily::V6)).is_empty());
+    assert!(cluster_ip_rules(table(&d, IpFamily::V6)).is_empty());
 }
 
 #[test]
@@ -98,7 +310,7 @@ fn several_cluster_cidrs_of_one_family_return_then_mark() {
             "10.128.0.0/14".parse().unwrap(),
         ]
     });
-    let rules = services_chain(table(&d, IpFamily::V4));
+    let rules = cluster_ip_rules(table(&d, IpFamily::V4));
     let ret_from = |net: &str, len| {
         let mut exprs = saddr_in_cidr(ip(net), len, false);
         exprs.push(ret());
@@ -117,10 +329,34 @@ fn several_cluster_cidrs_of_one_family_return_then_mark() {
             RulePart::Exprs(vec![jump("mark-for-masquerade")])
         ]
     );
+    // The cluster-IP rules sit after the load-balancer jump and before
+    // the external-IP ones, as in kube-proxy.
+    let first_set: Vec<&str> = table(&d, IpFamily::V4)
+        .rules
+        .iter()
+        .take_while(|r| r.chain == "services")
+        .map(|r| match &r.parts[0] {
+            RulePart::SetMatch { set, .. } => set.as_str(),
+            RulePart::Exprs(_) => "-",
+        })
+        .collect();
+    assert_eq!(
+        first_set,
+        [
+            "-",
+            "KUBE-LOAD-BALANCER",
+            "KUBE-CLUSTER-IP",
+            "KUBE-CLUSTER-IP",
+            "KUBE-CLUSTER-IP",
+            "KUBE-EXTERNAL-IP",
+            "KUBE-EXTERNAL-IP-LOCAL",
+            "-"
+        ]
+    );
 }
 
 #[test]
-fn chains_rules_and_set_references() {
+fn chains_and_set_references() {
     let d = with(|c| c.masquerade_all = true);
     let t = table(&d, IpFamily::V6);
     let chains: Vec<(&str, Option<(NfHook, i32)>)> = t
@@ -138,42 +374,39 @@ fn chains_rules_and_set_references() {
         [
             ("services", None),
             ("mark-for-masquerade", None),
+            ("load-balancer", None),
+            ("node-port", None),
+            ("source-ranges", None),
+            ("ipvs-filter", None),
             ("nat-prerouting", Some((NfHook::PreRouting, -100))),
             ("nat-output", Some((NfHook::LocalOut, -100))),
             ("nat-postrouting", Some((NfHook::PostRouting, 100))),
             ("filter-input", Some((NfHook::LocalIn, 0))),
             ("filter-forward", Some((NfHook::Forward, 0))),
+            // Before IPVS's LOCAL_OUT hook (-98): the node's own
+            // connections to a firewalled LB address.
+            ("filter-output", Some((NfHook::LocalOut, -110))),
         ]
     );
-    let rule_chains: Vec<&str> = t.rules.iter().map(|r| r.chain.as_str()).collect();
+    // Every one of the 17 v6 sets is used by some rule.
+    let mut all_v6: Vec<&str> = SetRole::ALL
+        .iter()
+        .map(|role| role.set_name(IpFamily::V6))
+        .collect();
+    all_v6.sort_unstable();
+    assert_eq!(t.referenced_sets(), all_v6);
+    let reject_rule = t.rules.iter().find(|r| r.chain == "ipvs-filter").unwrap();
     assert_eq!(
-        rule_chains,
-        [
-            "services",
-            "mark-for-masquerade",
-            "nat-prerouting",
-            "nat-output",
-            "nat-postrouting",
-            "nat-postrouting",
-            "filter-input",
-            "filter-forward",
-            "filter-forward",
-        ]
+        reject_rule.parts[0],
+        set_match("KUBE-6-CLUSTER-IP", &DST2, false)
     );
     assert_eq!(
-        t.referenced_sets(),
-        ["KUBE-6-CLUSTER-IP", "KUBE-6-IPVS-IPS", "KUBE-6-LOOP-BACK"]
-    );
-    // filter-input: ct state new, in KUBE-6-IPVS-IPS, NOT in KUBE-6-CLUSTER-IP, reject.
-    let input = t.rules.iter().find(|r| r.chain == "filter-input").unwrap();
-    assert_eq!(
-        input.parts[1],
-        set_match("KUBE-6-IPVS-IPS", &[SetDir::Dst], false)
-    );
-    assert_eq!(input.parts[2], set_match("KUBE-6-CLUSTER-IP", &DST2, true));
-    assert_eq!(
-        input.parts[3],
-        RulePart::Exprs(vec![kipvs_packet_nftables::exprs::reject(NfProto::Ipv6)])
+        t.rules
+            .iter()
+            .rfind(|r| r.chain == "ipvs-filter")
+            .unwrap()
+            .parts,
+        [RulePart::Exprs(vec![reject(NfProto::Ipv6)])]
     );
 }
 
@@ -183,19 +416,20 @@ fn rendering_resolves_set_indexes() {
     let t = table(&d, IpFamily::V4);
     let idx = indexes();
     let contents = t.contents(&idx).unwrap();
-    assert_eq!(contents.len(), 7 + 9);
-    assert!(contents[..7]
+    assert_eq!(contents.len(), 12 + 33);
+    assert!(contents[..12]
         .iter()
         .all(|m| matches!(m.body, NftBody::NewChain(_))));
     assert!(contents.iter().all(|m| m.header.family == NfProto::Ipv4));
-    let NftBody::NewChain(attrs) = &contents[2].body else {
+    let NftBody::NewChain(attrs) = &contents[6].body else {
         unreachable!()
     };
     assert!(attrs.contains(&ChainAttr::Hook(vec![
         HookAttr::Hooknum(NfHook::PreRouting),
         HookAttr::Priority(-100)
     ])));
-    let NftBody::NewRule(attrs) = &contents[7].body else {
+    // The second rule: KUBE-LOAD-BALANCER dst,dst goto load-balancer.
+    let NftBody::NewRule(attrs) = &contents[13].body else {
         unreachable!()
     };
     let exprs: &Vec<Expr> = attrs
@@ -205,7 +439,13 @@ fn rendering_resolves_set_indexes() {
             _ => None,
         })
         .unwrap();
-    assert_eq!(exprs[0], xt_set_match(idx["KUBE-CLUSTER-IP"], &DST2, false));
+    assert_eq!(
+        exprs[..],
+        [
+            xt_set_match(idx["KUBE-LOAD-BALANCER"], &DST2, false),
+            goto("load-balancer")
+        ]
+    );
 
     let replace = t.replace_messages(&idx).unwrap();
     assert!(matches!(replace[0].body, NftBody::NewTable(_)));

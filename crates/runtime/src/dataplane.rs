@@ -3,10 +3,14 @@
 
 use std::{collections::BTreeSet, net::IpAddr};
 
-use kipvs_netlink::{set_sysctl, Counters, ErrorClass, Ipset, Ipvs, IpvsChange, Links, NfTables};
+use kipvs_netlink::{
+    set_sysctl, Conntrack, Counters, ErrorClass, FlowFilter, Ipset, Ipvs, IpvsChange, Links,
+    NfTables,
+};
+use kipvs_packet_ipvs::{Protocol, ServiceKey};
 use kipvs_packet_nftables::del_table;
 use kipvs_planner::{
-    Action, IpFamily, Observed, ObservedTable, Plan, ServicePortName, SetRole, Step,
+    Action, Desired, IpFamily, Observed, ObservedTable, Plan, ServicePortName, SetRole, Step,
     VirtualServiceKey, TABLE_NAME,
 };
 use tracing::{debug, warn};
@@ -54,6 +58,9 @@ pub struct ApplyReport {
     /// An add found its object already in the kernel: the cache was behind,
     /// so the next sync should read the kernel back.
     pub drift_seen: bool,
+    /// Conntrack flows deleted after UDP real servers or virtual services
+    /// went (stale flows would keep a UDP client on the old backend).
+    pub conntrack_deleted: usize,
 }
 
 /// The kernel clients kube-ipvs uses, in the network namespace it runs in.
@@ -62,6 +69,7 @@ pub struct Dataplane {
     ipset: Ipset,
     nft: NfTables,
     links: Links,
+    conntrack: Conntrack,
     counters: Counters,
     /// `kube-ipvs0`'s index, known once [`Dataplane::observe`] made sure
     /// the link exists.
@@ -78,6 +86,7 @@ impl Dataplane {
             ipset: Ipset::open(counters.clone())?,
             nft: NfTables::open(counters.clone())?,
             links: Links::open(counters.clone())?,
+            conntrack: Conntrack::open(counters.clone())?,
             counters,
             link_index: None,
         })
@@ -99,12 +108,13 @@ impl Dataplane {
     /// Also repairs what the reading depends on: a deleted `kube-ipvs0` is
     /// created again, changed sysctls are set again.
     ///
-    /// A virtual service is ours when its address is bound to `kube-ipvs0`,
-    /// is listed in our `KUBE-IPVS-IPS` sets (a removed service whose
-    /// address is already unbound: the planner deletes that entry only after
-    /// the virtual service), or is one we want to bind (`claimed`); anything
-    /// else in the IPVS table belongs to someone else and is never touched.
-    pub async fn observe(&mut self, claimed: &BTreeSet<IpAddr>) -> Result<Observed> {
+    /// A virtual service is ours when the kernel says so
+    /// ([`Observed::claims`]: its address is on `kube-ipvs0`, or our sets
+    /// list it — the planner deletes those entries only after the virtual
+    /// service), or when `desired` wants exactly its key or its address
+    /// bound to `kube-ipvs0`; anything else in the IPVS table belongs to
+    /// someone else and is never touched.
+    pub async fn observe(&mut self, desired: &Desired) -> Result<Observed> {
         self.set_sysctls()?;
         let link_index = self.links.ensure_dummy(DUMMY_LINK).await?;
         self.link_index = Some(link_index);
@@ -118,7 +128,6 @@ impl Dataplane {
             ..Observed::default()
         };
         self.read_sets(&mut observed).await?;
-        let listed = service_ips_in_sets(&observed);
         let services: Vec<_> = self
             .ipvs
             .services()
@@ -126,9 +135,9 @@ impl Dataplane {
             .into_iter()
             .filter(|service| {
                 let key = VirtualServiceKey(service.key);
-                key.addr().is_some_and(|a| {
-                    observed.addresses.contains(&a) || listed.contains(&a) || claimed.contains(&a)
-                })
+                observed.claims(&key)
+                    || desired.virtual_services.contains_key(&key)
+                    || key.addr().is_some_and(|a| desired.addresses.contains(&a))
             })
             .collect();
         let keys: Vec<_> = services.iter().map(|s| s.key).collect();
@@ -140,6 +149,25 @@ impl Dataplane {
         }
         self.read_tables(&mut observed).await?;
         Ok(observed)
+    }
+
+    /// Reads the real servers of `services` again (one GET_DEST dump each,
+    /// concurrently) into the cache: the connection counters of draining
+    /// real servers, without a full resync.
+    pub async fn refresh_destinations(
+        &mut self,
+        services: &BTreeSet<VirtualServiceKey>,
+        observed: &mut Observed,
+    ) -> Result<()> {
+        let keys: Vec<ServiceKey> = services.iter().map(VirtualServiceKey::key).collect();
+        let dumps = self.ipvs.destinations_of(&keys).await;
+        for (key, destinations) in services.iter().zip(dumps) {
+            let destinations = destinations?;
+            if let Some((_, cached)) = observed.virtual_services.get_mut(key) {
+                *cached = destinations;
+            }
+        }
+        Ok(())
     }
 
     /// Our ipsets and their kernel indexes, from one list dump.
@@ -279,7 +307,40 @@ impl Dataplane {
                 }
             }
         }
+        run.report.conntrack_deleted = self.delete_stale_flows(&run.stale_flows).await;
         run.report
+    }
+
+    /// Deletes the conntrack flows of removed UDP real servers and virtual
+    /// services, one dump per family that has any (kube-proxy §4, through
+    /// netlink). Done after the IPVS deletions, so no new packet can make
+    /// a fresh flow to the old backend. A failure is logged, not retried:
+    /// the flows time out on their own (`nf_conntrack_udp_timeout`).
+    async fn delete_stale_flows(&mut self, filters: &[FlowFilter]) -> usize {
+        let mut deleted = 0;
+        for ipv6 in [false, true] {
+            let of_family: Vec<FlowFilter> = filters
+                .iter()
+                .filter(|f| f.original_dst.is_some_and(|a| a.is_ipv6() == ipv6))
+                .copied()
+                .collect();
+            if of_family.is_empty() {
+                continue;
+            }
+            match self.conntrack.delete_matching_any(ipv6, &of_family).await {
+                Ok(n) => {
+                    debug!(
+                        ipv6,
+                        filters = of_family.len(),
+                        deleted = n,
+                        "stale UDP conntrack flows"
+                    );
+                    deleted += n;
+                }
+                Err(error) => warn!(%error, "deleting stale UDP conntrack flows failed"),
+            }
+        }
+        deleted
     }
 
     async fn apply_one(
@@ -311,8 +372,9 @@ impl Dataplane {
     }
 
     /// Removes everything kube-ipvs created, and nothing else: its
-    /// nf_tables tables, the IPVS services on `kube-ipvs0`'s addresses, the
-    /// link itself, then its ipsets (once no rule references them).
+    /// nf_tables tables, its IPVS services (on `kube-ipvs0`'s addresses or
+    /// listed in its sets), the link itself, then its ipsets (once no rule
+    /// references them).
     pub async fn cleanup(&mut self) -> Result<CleanupReport> {
         let mut report = CleanupReport::default();
         let mut observed = Observed::default();
@@ -324,24 +386,19 @@ impl Dataplane {
             report.tables += 1;
         }
         // Ours: the services on kube-ipvs0's addresses or listed in our
-        // KUBE-IPVS-IPS sets.
+        // sets (node ports, external and LB addresses, see
+        // `Observed::claims`).
         let link_index = self.links.link_index(DUMMY_LINK).await?;
-        let mut addresses: BTreeSet<IpAddr> = match link_index {
-            Some(index) => self.links.addresses(index).await?.into_iter().collect(),
-            None => BTreeSet::new(),
-        };
+        if let Some(index) = link_index {
+            observed.addresses = self.links.addresses(index).await?.into_iter().collect();
+        }
         self.read_sets(&mut observed).await?;
-        addresses.extend(service_ips_in_sets(&observed));
         let ours: Vec<IpvsChange> = self
             .ipvs
             .services()
             .await?
             .into_iter()
-            .filter(|s| {
-                VirtualServiceKey(s.key)
-                    .addr()
-                    .is_some_and(|a| addresses.contains(&a))
-            })
+            .filter(|s| observed.claims(&VirtualServiceKey(s.key)))
             .map(|s| IpvsChange::DeleteService(s.key))
             .collect();
         for outcome in self.ipvs.apply(&ours).await {
@@ -378,6 +435,8 @@ pub struct CleanupReport {
 struct Run {
     report: ApplyReport,
     node_failed: bool,
+    /// The conntrack flows made stale by the UDP deletions applied.
+    stale_flows: Vec<FlowFilter>,
 }
 
 impl Run {
@@ -401,6 +460,7 @@ impl Run {
                 if matches!(step.action, Action::CreateSet { .. }) {
                     self.report.created_sets = true;
                 }
+                self.stale_flows.extend(stale_udp_flows(&step.action));
                 record(observed, &step.action);
             }
             Err(error) => {
@@ -420,13 +480,31 @@ impl Run {
     }
 }
 
-/// The service addresses listed in our `KUBE-IPVS-IPS` / `KUBE-6-IPVS-IPS`.
-fn service_ips_in_sets(observed: &Observed) -> BTreeSet<IpAddr> {
-    IpFamily::ALL
-        .into_iter()
-        .filter_map(|family| observed.sets.get(SetRole::IpvsIps.set_name(family)))
-        .flat_map(|set| set.entries.iter().filter_map(|entry| entry.ip))
-        .collect()
+/// The conntrack flows a deletion leaves stale: for a UDP virtual service,
+/// all its flows (original destination = its address and port); for a UDP
+/// real server, those it answered (reply source = its address and port).
+fn stale_udp_flows(action: &Action) -> Option<FlowFilter> {
+    const UDP: u8 = 17;
+    let (key, real_server) = match action {
+        Action::DeleteService(key) => (key, None),
+        Action::DeleteDestination(key, addr, port) => (key, Some((*addr, *port))),
+        _ => return None,
+    };
+    let ServiceKey::Tuple {
+        addr,
+        protocol: Protocol::Udp,
+        port,
+    } = *key
+    else {
+        return None;
+    };
+    Some(FlowFilter {
+        protocol: Some(UDP),
+        original_dst: Some(addr),
+        original_dport: Some(port),
+        reply_src: real_server.map(|(addr, _)| addr),
+        reply_sport: real_server.map(|(_, port)| port),
+    })
 }
 
 fn no_link() -> kipvs_netlink::Error {

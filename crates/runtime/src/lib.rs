@@ -8,12 +8,21 @@
 //! ```
 
 mod dataplane;
+mod drain;
 mod duration;
 mod error;
+mod health;
+mod health_check;
+mod node_addresses;
 mod record;
 mod sync;
+mod sync_loop;
 
 pub use dataplane::{owned_sets, ApplyReport, CleanupReport, Dataplane, DUMMY_LINK, SYSCTLS};
 pub use duration::parse_duration;
 pub use error::{Result, RuntimeError};
-pub use sync::{run, SyncConfig, SyncOutcome, Syncer};
+pub use health::{serve_healthz, ProxyHealth};
+pub use health_check::HealthCheckServers;
+pub use node_addresses::{node_addresses, NodeAddresses};
+pub use sync::{SyncConfig, SyncOutcome, Syncer};
+pub use sync_loop::run;

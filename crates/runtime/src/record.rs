@@ -31,12 +31,36 @@ pub fn record(observed: &mut Observed, action: &Action) {
         Action::DeleteService(key) => {
             observed.virtual_services.remove(&VirtualServiceKey(*key));
         }
-        Action::AddDestination(key, destination) | Action::UpdateDestination(key, destination) => {
+        Action::AddDestination(key, destination) => {
             if let Some((_, destinations)) =
                 observed.virtual_services.get_mut(&VirtualServiceKey(*key))
             {
                 destinations.retain(|d| !same_destination(d, destination));
                 destinations.push(destination.clone());
+            }
+        }
+        Action::UpdateDestination(key, destination) => {
+            if let Some((_, destinations)) =
+                observed.virtual_services.get_mut(&VirtualServiceKey(*key))
+            {
+                match destinations
+                    .iter_mut()
+                    .find(|d| same_destination(d, destination))
+                {
+                    // An update changes the settings, not the connections:
+                    // a draining real server keeps its counters until
+                    // they are read again.
+                    Some(current) => {
+                        *current = Destination {
+                            active_conns: current.active_conns,
+                            inactive_conns: current.inactive_conns,
+                            persistent_conns: current.persistent_conns,
+                            stats: current.stats,
+                            ..destination.clone()
+                        }
+                    }
+                    None => destinations.push(destination.clone()),
+                }
             }
         }
         Action::DeleteDestination(key, addr, port) => {
@@ -140,6 +164,31 @@ mod tests {
     }
 
     #[test]
+    fn an_update_keeps_the_counters_and_the_place_of_the_real_server() {
+        let mut observed = Observed::default();
+        record(
+            &mut observed,
+            &Action::AddService(Service::new(key(), "rr")),
+        );
+        let mut busy = Destination::new(ip("10.244.1.2"), 8080);
+        (busy.active_conns, busy.inactive_conns) = (2, 5);
+        let first = busy.clone();
+        observed
+            .virtual_services
+            .get_mut(&VirtualServiceKey(key()))
+            .unwrap()
+            .1
+            .extend([busy, Destination::new(ip("10.244.1.3"), 8080)]);
+        // Drained as the planner asks (the request carries no counters).
+        let mut drain = Destination::new(ip("10.244.1.2"), 8080);
+        drain.weight = 0;
+        record(&mut observed, &Action::UpdateDestination(key(), drain));
+        let dests = &observed.virtual_services[&VirtualServiceKey(key())].1;
+        assert_eq!(dests[0], Destination { weight: 0, ..first });
+        assert_eq!(dests[1].addr, ip("10.244.1.3"));
+    }
+
+    #[test]
     fn set_entries_are_matched_without_their_comments() {
         let mut observed = Observed::default();
         observed
@@ -183,11 +232,13 @@ mod tests {
             .insert(VirtualServiceKey(key()), service);
         desired.addresses.insert(ip("10.96.0.10"));
         let mut observed = Observed::default();
-        let first = plan(&desired, &observed);
+        let first = plan(&desired, &observed, &Default::default());
         assert!(!first.steps.is_empty());
         for step in &first.steps {
             record(&mut observed, &step.action);
         }
-        assert!(plan(&desired, &observed).steps.is_empty());
+        assert!(plan(&desired, &observed, &Default::default())
+            .steps
+            .is_empty());
     }
 }

@@ -1,24 +1,22 @@
-//! The sync loop: wait for a change (or the periodic resync), plan, apply.
-//!
-//! - No sync happens before the first complete snapshot, so a half-read
-//!   cluster never deletes rules.
-//! - Bursts of changes are coalesced: after a sync, the next one starts no
-//!   sooner than `min_sync_period` later, and then sees every change since.
-//! - Between full resyncs the kernel state is a cache kept in step with
-//!   what was applied: a sync with no change reads and writes nothing.
-//! - Every `sync_period` a full resync reads the kernel back (repairing
-//!   drift: a deleted virtual service, a flushed set, a removed address or
-//!   table); after a failure the next full resync comes sooner, backing off.
+//! One sync: desired state from a snapshot, planned against a cached view
+//! of the kernel (read back on full resyncs), applied.
 
-use std::{collections::BTreeSet, future::Future, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::IpAddr,
+    sync::Arc,
+    time::Duration,
+};
 
-use kipvs_cluster::{Snapshot, SnapshotReceiver};
+use kipvs_cluster::Snapshot;
 use kipvs_netlink::{Counters, CountersSnapshot};
-use kipvs_planner::{desired, plan, NodeConfig, Observed, Warning};
-use tokio::time::{sleep_until, Instant};
+use kipvs_planner::{
+    desired, draining, plan, retiring, HealthCheck, NodeConfig, Observed, Warning,
+};
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::{dataplane::Dataplane, Result, RuntimeError};
+use crate::{dataplane::Dataplane, drain::Drain, Result};
 
 /// How the loop paces itself (kube-proxy's flags of the same names).
 #[derive(Debug, Clone)]
@@ -28,6 +26,9 @@ pub struct SyncConfig {
     pub sync_period: Duration,
     /// `--min-sync-period`: the shortest time between two syncs.
     pub min_sync_period: Duration,
+    /// `--ipvs-graceful-period`: the longest a removed TCP real server
+    /// drains at weight 0 before it is deleted with connections left.
+    pub graceful_period: Duration,
 }
 
 /// What one sync did, for the log line and for tests.
@@ -37,77 +38,12 @@ pub struct SyncOutcome {
     pub steps: usize,
     pub failed: usize,
     pub messages: CountersSnapshot,
-}
-
-/// The first retry after a failed sync; doubles up to `sync_period`.
-const FIRST_RETRY: Duration = Duration::from_secs(1);
-
-/// Runs until `shutdown` completes (SIGTERM), leaving the kernel state in
-/// place so traffic keeps flowing across a restart.
-pub async fn run(
-    config: SyncConfig,
-    mut snapshots: SnapshotReceiver,
-    counters: Counters,
-    shutdown: impl Future<Output = ()>,
-) -> Result<()> {
-    tokio::pin!(shutdown);
-    let mut snapshot = loop {
-        if let Some(snapshot) = snapshots.borrow_and_update().clone() {
-            break snapshot;
-        }
-        tokio::select! {
-            changed = snapshots.changed() => changed.map_err(|_| RuntimeError::SourceStopped)?,
-            () = &mut shutdown => return Ok(()),
-        }
-    };
-    info!(node = %config.node.node_name, "initial cluster state read; starting to sync");
-    let mut syncer = Syncer::open(config.clone(), counters).await?;
-    let mut retry = FIRST_RETRY;
-    loop {
-        let started = Instant::now();
-        let full = syncer.due_for_full_resync();
-        // A sync that cannot read the kernel back (a dump lost to ENOBUFS, a
-        // sysctl that cannot be written) is retried like a failed step: the
-        // daemon keeps running and the kernel keeps its last good state.
-        let failed = match syncer.sync(&snapshot, full).await {
-            Ok(outcome) => outcome.failed,
-            Err(error) => {
-                warn!(%error, "sync failed; retrying with a full resync");
-                1
-            }
-        };
-        let next_full = if failed > 0 {
-            let at = started + retry;
-            retry = (retry * 2).min(config.sync_period);
-            syncer.force_full_resync();
-            at
-        } else {
-            retry = FIRST_RETRY;
-            syncer.next_full_resync()
-        };
-        tokio::select! {
-            () = &mut shutdown => {
-                info!("shutting down; the kernel state stays in place");
-                return Ok(());
-            }
-            changed = snapshots.changed() => {
-                changed.map_err(|_| RuntimeError::SourceStopped)?;
-                // Coalesce: no sync sooner than min_sync_period after the
-                // last one started; SIGTERM still ends the wait.
-                tokio::select! {
-                    () = sleep_until(started + config.min_sync_period) => {}
-                    () = &mut shutdown => {
-                        info!("shutting down; the kernel state stays in place");
-                        return Ok(());
-                    }
-                }
-            }
-            () = sleep_until(next_full) => {}
-        }
-        if let Some(latest) = snapshots.borrow_and_update().clone() {
-            snapshot = latest;
-        }
-    }
+    /// Real servers draining at weight 0 after this sync.
+    pub draining: usize,
+    /// Conntrack flows deleted after UDP real servers or services went.
+    pub conntrack_deleted: usize,
+    /// The health-check node ports the desired state asks for.
+    pub health_checks: BTreeMap<u16, HealthCheck>,
 }
 
 /// Plans and applies against a cached view of the kernel.
@@ -120,18 +56,39 @@ pub struct Syncer {
     observed_stale: bool,
     last_full: Instant,
     warnings: BTreeSet<Warning>,
+    /// Real servers draining at weight 0, and since when.
+    drain: Drain,
+    /// The node's addresses (see [`NodeConfig::local_addresses`]), as the
+    /// runtime last read them.
+    local_addresses: BTreeSet<IpAddr>,
 }
 
 impl Syncer {
     pub async fn open(config: SyncConfig, counters: Counters) -> Result<Syncer> {
         Ok(Syncer {
+            drain: Drain::new(config.graceful_period, Instant::now()),
             config,
             dataplane: Dataplane::open(counters).await?,
             observed: None,
             observed_stale: false,
             last_full: Instant::now(),
             warnings: BTreeSet::new(),
+            local_addresses: BTreeSet::new(),
         })
+    }
+
+    /// The node's current addresses; the next sync plans node ports on
+    /// them.
+    pub fn set_local_addresses(&mut self, addresses: BTreeSet<IpAddr>) {
+        self.local_addresses = addresses;
+    }
+
+    /// The node config for `snapshot`: the flags, this node's Node object
+    /// (zone, primary addresses) and its current addresses.
+    fn node_config(&self, snapshot: &Snapshot) -> NodeConfig {
+        let mut node = self.config.node.with_node(snapshot.node.as_deref());
+        node.local_addresses = self.local_addresses.clone();
+        node
     }
 
     pub fn due_for_full_resync(&self) -> bool {
@@ -142,8 +99,17 @@ impl Syncer {
         self.observed = None;
     }
 
-    fn next_full_resync(&self) -> Instant {
+    pub(crate) fn next_full_resync(&self) -> Instant {
         self.last_full + self.config.sync_period
+    }
+
+    /// When the syncer must run again although the cluster did not change:
+    /// real servers are draining and their connection counters must be
+    /// re-read (every 5 s), or a grace ends. The loop calls
+    /// `sync(&snapshot, false)` at that instant. `None` when nothing
+    /// drains.
+    pub fn next_wakeup(&self) -> Option<Instant> {
+        self.drain.next_wakeup()
     }
 
     /// One sync: desired state from the snapshot, the kernel read back if
@@ -151,24 +117,42 @@ impl Syncer {
     pub async fn sync(&mut self, snapshot: &Arc<Snapshot>, full: bool) -> Result<SyncOutcome> {
         let started = Instant::now();
         let before = self.dataplane.counters().snapshot();
-        let desired = desired(
-            &snapshot.services,
-            &snapshot.endpoint_slices,
-            &self.config.node,
-        );
+        let node = self.node_config(snapshot);
+        let desired = desired(&snapshot.services, &snapshot.endpoint_slices, &node);
         self.log_new_warnings(&desired.warnings);
         let full = full || self.observed.is_none() || std::mem::take(&mut self.observed_stale);
+        // The counters count as read when the reading starts: one that
+        // fails is retried with the next refresh (or the loop's backoff),
+        // not in a busy loop of wake-ups.
         if full {
-            self.observed = Some(self.dataplane.observe(&desired.addresses).await?);
+            self.drain.counters_read(Instant::now());
+            self.observed = Some(self.dataplane.observe(&desired).await?);
             self.last_full = Instant::now();
         }
         let observed = self.observed.as_mut().expect("observed above");
+        if !full {
+            // Fresh connection counters where they decide something: the
+            // virtual services about to retire a real server, and (every
+            // 5 s) those with draining ones. Nothing else is read.
+            let mut services = retiring(&desired, observed);
+            if self.drain.refresh_due(Instant::now()) {
+                self.drain.counters_read(Instant::now());
+                services.extend(self.drain.services());
+            }
+            if !services.is_empty() {
+                self.dataplane
+                    .refresh_destinations(&services, observed)
+                    .await?;
+            }
+        }
+        let expired = self.drain.expired(Instant::now());
         let mut steps = 0;
         let mut failed = 0;
+        let mut conntrack_deleted = 0;
         // Twice at most: creating sets gives them kernel indexes, and only
         // then can the table that references them be planned.
         for _ in 0..2 {
-            let plan = plan(&desired, observed);
+            let plan = plan(&desired, observed, &expired);
             if plan.steps.is_empty() {
                 break;
             }
@@ -178,6 +162,7 @@ impl Syncer {
             let report = self.dataplane.apply(&plan, observed).await;
             steps += plan.steps.len();
             failed += report.failed;
+            conntrack_deleted += report.conntrack_deleted;
             if report.drift_seen {
                 // The kernel held something the cache did not know about:
                 // read everything back on the next sync.
@@ -187,6 +172,9 @@ impl Syncer {
                 break;
             }
         }
+        // What drains now, read off the cache the plan was applied to.
+        self.drain
+            .update(draining(&desired, observed), Instant::now());
         let messages = self.dataplane.counters().snapshot().since(&before);
         let elapsed = started.elapsed();
         if steps > 0 || full {
@@ -195,6 +183,8 @@ impl Syncer {
                 steps,
                 failed,
                 messages_sent = messages.sent_all(),
+                draining = self.drain.len(),
+                conntrack_deleted,
                 virtual_services = desired.virtual_services.len(),
                 elapsed_ms = elapsed.as_millis() as u64,
                 "sync"
@@ -210,6 +200,9 @@ impl Syncer {
             steps,
             failed,
             messages,
+            draining: self.drain.len(),
+            conntrack_deleted,
+            health_checks: desired.health_checks,
         })
     }
 

@@ -123,20 +123,104 @@ pub fn set_entries(desired: &Desired, set: &str) -> Vec<String> {
         .collect()
 }
 
-/// Stable made-up kernel indexes for our six sets.
+/// Stable made-up kernel indexes for all our sets (both families).
 pub fn indexes() -> BTreeMap<String, u16> {
-    [
-        "KUBE-6-CLUSTER-IP",
-        "KUBE-6-IPVS-IPS",
-        "KUBE-6-LOOP-BACK",
-        "KUBE-CLUSTER-IP",
-        "KUBE-IPVS-IPS",
-        "KUBE-LOOP-BACK",
-    ]
-    .into_iter()
-    .enumerate()
-    .map(|(i, name)| (name.to_owned(), i as u16 + 3))
-    .collect()
+    IpFamily::ALL
+        .into_iter()
+        .flat_map(|family| SetRole::ALL.map(|role| role.set_name(family)))
+        .enumerate()
+        .map(|(i, name)| (name.to_owned(), i as u16 + 3))
+        .collect()
+}
+
+/// `base` with `patch` merged in: objects merge key by key, anything else
+/// (arrays included) replaces. For Services beyond [`svc`]'s ClusterIP.
+pub fn patched(base: Arc<K8sService>, patch: Value) -> Arc<K8sService> {
+    fn merge(into: &mut Value, patch: Value) {
+        match (into, patch) {
+            (Value::Object(into), Value::Object(patch)) => {
+                for (key, value) in patch {
+                    merge(into.entry(key).or_insert(Value::Null), value);
+                }
+            }
+            (into, patch) => *into = patch,
+        }
+    }
+    let mut value = serde_json::to_value(base.as_ref()).unwrap();
+    merge(&mut value, patch);
+    svc_from(value)
+}
+
+/// A slice whose endpoints are given as JSON (conditions, hints, ...).
+pub fn slice_json(
+    ns: &str,
+    name: &str,
+    service: &str,
+    address_type: &str,
+    ports: &[Port],
+    endpoints: Value,
+) -> Arc<EndpointSlice> {
+    Arc::new(
+        serde_json::from_value(json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {
+                "namespace": ns, "name": name,
+                "labels": { "kubernetes.io/service-name": service },
+            },
+            "addressType": address_type,
+            "ports": port_json(ports, "port"),
+            "endpoints": endpoints,
+        }))
+        .unwrap(),
+    )
+}
+
+/// A config for node `node-a` with these node addresses.
+pub fn config_with_addresses(addresses: &[&str]) -> NodeConfig {
+    let mut config = config();
+    config.local_addresses = addresses.iter().map(|a| ip(a)).collect();
+    config
+}
+
+/// Keys of the virtual services, as `PROTO addr:port` strings.
+pub fn vs_keys(desired: &Desired) -> Vec<String> {
+    desired
+        .virtual_services
+        .keys()
+        .map(|key| match key.key() {
+            kipvs_packet_ipvs::ServiceKey::Tuple {
+                addr,
+                protocol,
+                port,
+            } => format!("{protocol} {}", std::net::SocketAddr::new(addr, port)),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+/// Entries of one desired set without comments.
+pub fn bare_entries(desired: &Desired, set: &str) -> Vec<String> {
+    desired.sets[set].entries.keys().cloned().collect()
+}
+
+/// The addresses to bind, as strings.
+pub fn bound(desired: &Desired) -> Vec<String> {
+    desired.addresses.iter().map(ToString::to_string).collect()
+}
+
+/// The sets that have entries, with their entry counts.
+pub fn filled_sets(desired: &Desired) -> Vec<(String, usize)> {
+    desired
+        .sets
+        .iter()
+        .filter(|(_, set)| !set.entries.is_empty())
+        .map(|(name, set)| (name.clone(), set.entries.len()))
+        .collect()
+}
+
+/// Warnings as `object: reason` strings.
+pub fn warning_lines(desired: &Desired) -> Vec<String> {
+    desired.warnings.iter().map(ToString::to_string).collect()
 }
 
 /// What the kernel would report after programming `desired` perfectly,
@@ -172,8 +256,8 @@ pub fn observed_from(desired: &Desired) -> Observed {
                 type_name: set.set_type.type_name().to_owned(),
                 family: set.family.into(),
                 index: set_indexes.get(name).copied(),
-                hash_size: Some(1024),
-                max_elem: Some(65536),
+                hash_size: set.options.hash_size,
+                max_elem: set.options.max_elem,
                 comment: true,
                 elements: set.entries.len() as u32,
                 entries: set.entries.values().cloned().collect(),
@@ -321,4 +405,51 @@ pub fn pos(plan: &Plan, pred: impl Fn(&Action) -> bool) -> usize {
 
 pub fn entry_strings(entries: &[Entry]) -> Vec<String> {
     entries.iter().map(|e| e.to_string()).collect()
+}
+
+/// `spec.ports` with node ports: `(name, port, protocol, nodePort)`.
+pub fn node_ports(ports: &[(&str, i64, &str, i64)]) -> Value {
+    ports
+        .iter()
+        .map(|(name, port, protocol, node_port)| {
+            let mut p = json!({ "port": port, "nodePort": node_port });
+            if !name.is_empty() {
+                p["name"] = json!(name);
+            }
+            if !protocol.is_empty() {
+                p["protocol"] = json!(protocol);
+            }
+            p
+        })
+        .collect()
+}
+
+/// A Service of type NodePort (or LoadBalancer) with `spec.ports` =
+/// [`node_ports`].
+pub fn node_port_svc(
+    type_: &str,
+    ns: &str,
+    name: &str,
+    cluster_ips: &[&str],
+    ports: &[(&str, i64, &str, i64)],
+) -> Arc<K8sService> {
+    patched(
+        svc(ns, name, cluster_ips, &[]),
+        json!({ "spec": { "type": type_, "ports": node_ports(ports) } }),
+    )
+}
+
+/// `status.loadBalancer.ingress` with these IPs.
+pub fn ingress(ips: &[&str]) -> Value {
+    let ingress: Vec<Value> = ips.iter().map(|ip| json!({ "ip": ip })).collect();
+    json!({ "status": { "loadBalancer": { "ingress": ingress } } })
+}
+
+/// An endpoint as JSON: address, node, and extra fields (conditions, hints).
+pub fn ep_json(addr: &str, node: &str, extra: Value) -> Value {
+    let mut e = json!({ "addresses": [addr], "nodeName": node });
+    if let (Value::Object(e), Value::Object(extra)) = (&mut e, extra) {
+        e.extend(extra);
+    }
+    e
 }

@@ -1,0 +1,171 @@
+//! Address change notifications: an rtnetlink socket that joins the
+//! `RTNLGRP_IPV4_IFADDR` and `RTNLGRP_IPV6_IFADDR` multicast groups, so
+//! the kernel tells us when any interface gains or loses an address
+//! (equivalent to `ip monitor address`).
+//!
+//! It only receives: the notifications say *that* something changed, and
+//! the caller re-reads every address with one dump through the funnel
+//! ([`crate::Links::all_addresses`]). Reading the whole set again, rather
+//! than applying each notification, cannot drift: a lost notification
+//! (the kernel drops them with `ENOBUFS` when our buffer is full) costs
+//! one extra dump, never a wrong address set.
+
+use futures::FutureExt;
+use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_sys::{protocols::NETLINK_ROUTE, AsyncSocket, AsyncSocketExt, TokioSocket};
+
+use crate::{Counters, Error, Family, MessageKind, Result};
+
+/// Counted kinds of received notifications (kept apart from the replies
+/// to our own `GETADDR` dumps, which are counted as `NEWADDR`).
+const NOTIFIED_NEWADDR: &str = "notify NEWADDR";
+const NOTIFIED_DELADDR: &str = "notify DELADDR";
+const NOTIFIED_OTHER: &str = "notify other";
+/// The kernel dropped notifications because our receive buffer was full.
+const NOTIFICATIONS_LOST: &str = "notify lost";
+
+/// Big enough for a burst of a few thousand address notifications (each
+/// about 100 bytes of payload in a skb of its own); the kernel clamps it to
+/// `net.core.rmem_max`. An overflow only costs a re-read.
+const RECEIVE_BUFFER: usize = 1024 * 1024;
+
+/// A subscription to the node's address changes, in the calling thread's
+/// network namespace.
+pub struct AddressEvents {
+    socket: TokioSocket,
+    counters: Counters,
+}
+
+impl AddressEvents {
+    /// Joins the IPv4 and IPv6 address groups. Subscribe *before* reading
+    /// the addresses for the first time, so that no change falls between
+    /// the read and the subscription.
+    pub fn subscribe(counters: Counters) -> Result<AddressEvents> {
+        let io = |action| {
+            move |source| Error::Io {
+                family: Family::Route,
+                action,
+                source,
+            }
+        };
+        let mut socket = TokioSocket::new(NETLINK_ROUTE).map_err(io("socket"))?;
+        socket.socket_mut().bind_auto().map_err(io("bind"))?;
+        for group in [libc::RTNLGRP_IPV4_IFADDR, libc::RTNLGRP_IPV6_IFADDR] {
+            socket
+                .socket_ref()
+                .add_membership(group)
+                .map_err(io("join an address multicast group"))?;
+        }
+        socket
+            .socket_ref()
+            .set_rx_buf_sz(RECEIVE_BUFFER)
+            .map_err(io("set SO_RCVBUF"))?;
+        Ok(AddressEvents { socket, counters })
+    }
+
+    /// Waits until some address changed, then also takes every notification
+    /// already queued behind the first one, so a burst (an interface
+    /// brought up with several addresses) yields one event. Lost
+    /// notifications (`ENOBUFS`) count as a change.
+    pub async fn changed(&mut self) -> Result<()> {
+        self.receive().await?;
+        // Drain what is already queued without waiting for more.
+        while let Some(outcome) = self.receive().now_or_never() {
+            outcome?;
+        }
+        Ok(())
+    }
+
+    /// One datagram of notifications, counted.
+    async fn receive(&mut self) -> Result<()> {
+        match self.socket.recv_from_full().await {
+            Ok((bytes, _from)) => {
+                for kind in notification_kinds(&bytes) {
+                    self.counters.record_received(Family::Route, kind);
+                }
+                Ok(())
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                self.counters
+                    .record_received(Family::Route, NOTIFICATIONS_LOST);
+                Ok(())
+            }
+            Err(source) => Err(Error::Io {
+                family: Family::Route,
+                action: "recvmsg (address notifications)",
+                source,
+            }),
+        }
+    }
+}
+
+/// The counted kind of every netlink message in a notification datagram.
+fn notification_kinds(mut bytes: &[u8]) -> Vec<&'static str> {
+    let mut kinds = Vec::new();
+    while bytes.len() >= 16 {
+        let length = u32::from_ne_bytes(bytes[..4].try_into().expect("4 bytes")) as usize;
+        if length < 16 || length > bytes.len() {
+            kinds.push("undecodable");
+            break;
+        }
+        let kind = match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes[..length]) {
+            Ok(message) => match message.payload {
+                NetlinkPayload::InnerMessage(inner) => match inner.kind() {
+                    "NEWADDR" => NOTIFIED_NEWADDR,
+                    "DELADDR" => NOTIFIED_DELADDR,
+                    _ => NOTIFIED_OTHER,
+                },
+                _ => NOTIFIED_OTHER,
+            },
+            Err(_) => "undecodable",
+        };
+        kinds.push(kind);
+        bytes = &bytes[((length + 3) & !3).min(bytes.len())..];
+    }
+    kinds
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use netlink_packet_core::NetlinkHeader;
+
+    use super::*;
+    use crate::links::host_address;
+
+    fn encoded(message: RouteNetlinkMessage) -> Vec<u8> {
+        let mut message = NetlinkMessage::new(
+            NetlinkHeader::default(),
+            NetlinkPayload::InnerMessage(message),
+        );
+        message.finalize();
+        let mut bytes = vec![0; message.buffer_len()];
+        message.serialize(&mut bytes);
+        bytes
+    }
+
+    #[test]
+    fn every_message_of_a_datagram_is_counted_by_kind() {
+        let address = host_address(3, IpAddr::V4(Ipv4Addr::new(192, 168, 1, 9)));
+        let mut datagram = encoded(RouteNetlinkMessage::NewAddress(address.clone()));
+        datagram.extend(encoded(RouteNetlinkMessage::DelAddress(address.clone())));
+        datagram.extend(encoded(RouteNetlinkMessage::NewAddress(address)));
+        assert_eq!(
+            notification_kinds(&datagram),
+            vec![NOTIFIED_NEWADDR, NOTIFIED_DELADDR, NOTIFIED_NEWADDR]
+        );
+    }
+
+    #[test]
+    fn a_truncated_message_is_counted_as_undecodable() {
+        let address = host_address(3, IpAddr::V4(Ipv4Addr::new(192, 168, 1, 9)));
+        let datagram = encoded(RouteNetlinkMessage::NewAddress(address));
+        assert_eq!(
+            notification_kinds(&datagram[..datagram.len() - 4]),
+            vec!["undecodable"]
+        );
+        assert!(notification_kinds(&[]).is_empty());
+    }
+}
