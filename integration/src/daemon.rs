@@ -53,11 +53,19 @@ impl Daemon {
         source: &[&str],
         log: PathBuf,
     ) -> Daemon {
+        let mut args = source.to_vec();
+        args.extend_from_slice(NODE_FLAGS);
+        Daemon::spawn(netns, wrapper, &args, log)
+    }
+
+    /// Starts `kube-ipvs <args...>` in `netns` behind `wrapper` (may be
+    /// empty), every flag given by the caller: a node of a multi-node
+    /// cluster has its own `--node-name`.
+    pub fn spawn(netns: &TestNetns, wrapper: &[&str], args: &[&str], log: PathBuf) -> Daemon {
         let binary = built_binary("kube-ipvs");
         let mut argv: Vec<&str> = wrapper.to_vec();
         argv.push(binary.to_str().unwrap());
-        argv.extend_from_slice(source);
-        argv.extend_from_slice(NODE_FLAGS);
+        argv.extend_from_slice(args);
         let mut command = in_netns(netns, &argv, &log);
         // Plain log text whatever the caller's environment; -v decides the
         // level.

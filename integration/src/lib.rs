@@ -14,6 +14,7 @@ use std::{
 
 use nix::sched::{setns, CloneFlags};
 
+pub mod cluster;
 pub mod daemon;
 pub mod operator;
 

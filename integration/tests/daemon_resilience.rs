@@ -156,16 +156,17 @@ fn sigterm_leaves_the_rules_in_place() {
     let n = node("sigterm");
     let mut daemon = n.daemon("daemon.log");
     let before = wait_converged(&n.node, &mut daemon);
-    // Both families' three sets exist (IPv6 ones too, empty).
+    // Both families' 17 sets exist (IPv6 ones too, empty).
     assert_eq!(
         before
             .ipsets
             .iter()
             .filter(|l| l.starts_with("create "))
             .count(),
-        6,
+        kipvs_runtime::owned_sets().len(),
         "{before:#?}"
     );
+    assert_eq!(kipvs_runtime::owned_sets().len(), 34);
     assert!(before.nft.contains("table ip kube-ipvs"), "{}", before.nft);
 
     let status = daemon.terminate();
