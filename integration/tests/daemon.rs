@@ -138,7 +138,7 @@ fn services_and_slices_from_the_api_become_kernel_state_as_operators_see_it() {
         "kube-ipvs0 is a dummy: {link}"
     );
 
-    // The entries, then every one of the 34 sets (17 per family, the
+    // The entries, then every one of the 36 sets (18 per family, the
     // IPv6 ones and those of features no service here uses empty).
     let mut want_sets = vec![
         "add KUBE-CLUSTER-IP 10.96.0.10,tcp:80 comment \"default/web:http\"",
@@ -164,6 +164,7 @@ fn services_and_slices_from_the_api_become_kernel_state_as_operators_see_it() {
         "create KUBE-6-NODE-PORT-LOCAL-SCTP-HAS hash:ip,port family inet6 hashsize 1024 maxelem 65536 comment bucketsize 12",
         "create KUBE-6-NODE-PORT-LOCAL-TCP bitmap:port range 0-65535 comment",
         "create KUBE-6-NODE-PORT-LOCAL-UDP bitmap:port range 0-65535 comment",
+        "create KUBE-6-NODE-PORT-IPS hash:ip,port family inet6 hashsize 1024 maxelem 65536 comment bucketsize 12",
         "create KUBE-6-NODE-PORT-SCTP-HASH hash:ip,port family inet6 hashsize 1024 maxelem 65536 comment bucketsize 12",
         "create KUBE-6-NODE-PORT-TCP bitmap:port range 0-65535 comment",
         "create KUBE-6-NODE-PORT-UDP bitmap:port range 0-65535 comment",
@@ -181,6 +182,7 @@ fn services_and_slices_from_the_api_become_kernel_state_as_operators_see_it() {
         "create KUBE-NODE-PORT-LOCAL-SCTP-HASH hash:ip,port family inet hashsize 1024 maxelem 65536 comment bucketsize 12",
         "create KUBE-NODE-PORT-LOCAL-TCP bitmap:port range 0-65535 comment",
         "create KUBE-NODE-PORT-LOCAL-UDP bitmap:port range 0-65535 comment",
+        "create KUBE-NODE-PORT-IPS hash:ip,port family inet hashsize 1024 maxelem 65536 comment bucketsize 12",
         "create KUBE-NODE-PORT-SCTP-HASH hash:ip,port family inet hashsize 1024 maxelem 65536 comment bucketsize 12",
         "create KUBE-NODE-PORT-TCP bitmap:port range 0-65535 comment",
         "create KUBE-NODE-PORT-UDP bitmap:port range 0-65535 comment",
@@ -202,6 +204,7 @@ const NFT_TABLE: &str = concat!(
     "\t\txt match set goto load-balancer\n",
     "\t\txt match set ip saddr != 10.244.0.0/16 jump mark-for-masquerade\n",
     "\t\txt match set jump mark-for-masquerade\n",
+    "\t\txt match set return\n",
     "\t\txt match set return\n",
     "\t\tfib daddr type local goto node-port\n",
     "\t}\n",

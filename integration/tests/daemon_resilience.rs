@@ -156,7 +156,7 @@ fn sigterm_leaves_the_rules_in_place() {
     let n = node("sigterm");
     let mut daemon = n.daemon("daemon.log");
     let before = wait_converged(&n.node, &mut daemon);
-    // Both families' 17 sets exist (IPv6 ones too, empty).
+    // Both families' 18 sets exist (IPv6 ones too, empty).
     assert_eq!(
         before
             .ipsets
@@ -166,7 +166,7 @@ fn sigterm_leaves_the_rules_in_place() {
         kipvs_runtime::owned_sets().len(),
         "{before:#?}"
     );
-    assert_eq!(kipvs_runtime::owned_sets().len(), 34);
+    assert_eq!(kipvs_runtime::owned_sets().len(), 36);
     assert!(before.nft.contains("table ip kube-ipvs"), "{}", before.nft);
 
     let status = daemon.terminate();

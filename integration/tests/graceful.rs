@@ -13,7 +13,8 @@
 //!
 //! Last, ownership of virtual services that are not on `kube-ipvs0`: the
 //! node-port and externalIP services our sets list are ours to remove (in
-//! a sync and with `--cleanup`), a foreign one on the node's address is not.
+//! a sync and with `--cleanup`); foreign ones (on the node's address, or
+//! on the node port's number elsewhere) are not.
 
 mod daemon_support;
 
@@ -616,24 +617,43 @@ fn leftovers(node: &TestNetns) {
     node.exec(&[
         "ipset",
         "create",
+        "KUBE-NODE-PORT-IPS",
+        "hash:ip,port",
+        "comment",
+    ]);
+    node.exec(&["ipset", "add", "KUBE-NODE-PORT-IPS", "192.168.77.1,tcp:30080"]);
+    node.exec(&[
+        "ipset",
+        "create",
         "KUBE-EXTERNAL-IP",
         "hash:ip,port",
         "comment",
     ]);
     node.exec(&["ipset", "add", "KUBE-EXTERNAL-IP", "203.0.113.7,tcp:80"]);
-    for service in ["192.168.77.1:30080", "203.0.113.7:80", "192.168.77.1:22"] {
+    for service in [
+        "192.168.77.1:30080",
+        "203.0.113.7:80",
+        "192.168.77.1:22",
+        "10.99.0.1:30080",
+    ] {
         node.exec(&["ipvsadm", "-A", "-t", service, "-s", "rr"]);
     }
 }
 
-const FOREIGN: &str = "TCP  192.168.77.1:22 rr";
+/// Someone else's: another port on the node's address, and the node
+/// port's number on an address that is not the node's (a node-port number
+/// alone claims nothing).
+const FOREIGN: [&str; 2] = ["TCP  10.99.0.1:30080 rr", "TCP  192.168.77.1:22 rr"];
 
+/// The virtual service lines of `ipvsadm -Ln`, sorted.
 fn services(node: &TestNetns) -> Vec<String> {
-    IpvsTable::read(node)
+    let mut lines: Vec<String> = IpvsTable::read(node)
         .blocks
         .into_iter()
         .map(|block| block[0].clone())
-        .collect()
+        .collect();
+    lines.sort();
+    lines
 }
 
 #[test]
@@ -642,13 +662,13 @@ fn node_port_and_external_services_listed_in_our_sets_are_ours_and_no_others() {
     cluster.remove("echo");
     cluster.remove("echo-slice");
     leftovers(&cluster.node);
-    assert_eq!(services(&cluster.node).len(), 3);
+    assert_eq!(services(&cluster.node).len(), 4);
 
     // The daemon finishes the removal: the two services, then their
     // entries; the foreign service on the node's address stays.
     let daemon = cluster.start_daemon("daemon", "2s", &[]);
     cluster.wait_for(&daemon, "only the foreign service left", || {
-        services(&cluster.node) == [FOREIGN]
+        services(&cluster.node) == FOREIGN
     });
     let log = daemon.log();
     assert!(
@@ -658,6 +678,7 @@ fn node_port_and_external_services_listed_in_our_sets_are_ours_and_no_others() {
     assert!(log.contains("delete service tcp 203.0.113.7:80"), "{log}");
     let saved = cluster.node.exec(&["ipset", "save"]);
     assert!(!saved.contains("add KUBE-NODE-PORT-TCP "), "{saved}");
+    assert!(!saved.contains("add KUBE-NODE-PORT-IPS "), "{saved}");
     assert!(!saved.contains("add KUBE-EXTERNAL-IP "), "{saved}");
     drop(daemon);
 
@@ -668,15 +689,16 @@ fn node_port_and_external_services_listed_in_our_sets_are_ours_and_no_others() {
         .node
         .try_exec(&[binary.to_str().unwrap(), "--cleanup"]);
     assert!(ok, "kube-ipvs --cleanup failed: {out}");
-    assert_eq!(services(&cluster.node), [FOREIGN]);
+    assert_eq!(services(&cluster.node), FOREIGN);
 }
 
 /// [`leftovers`] once more, on a node whose sets a daemon already made.
 fn leftovers_again(node: &TestNetns) {
     node.exec(&["ipset", "add", "KUBE-NODE-PORT-TCP", "30080"]);
+    node.exec(&["ipset", "add", "KUBE-NODE-PORT-IPS", "192.168.77.1,tcp:30080"]);
     node.exec(&["ipset", "add", "KUBE-EXTERNAL-IP", "203.0.113.7,tcp:80"]);
     for service in ["192.168.77.1:30080", "203.0.113.7:80"] {
         node.exec(&["ipvsadm", "-A", "-t", service, "-s", "rr"]);
     }
-    assert_eq!(services(node).len(), 3);
+    assert_eq!(services(node).len(), 4);
 }

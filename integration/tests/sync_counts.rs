@@ -297,24 +297,32 @@ async fn print_table_difference(snapshot: &Snapshot) {
 }
 
 /// Adds one local endpoint to service 0 of `n` services and removes it
-/// again; returns what each of the two syncs sent.
-fn endpoint_change_cost(n: usize) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
+/// again; returns what the adding sync, the removing sync and the next one
+/// (which deletes the real server drained to weight 0) sent.
+fn endpoint_change_cost(
+    n: usize,
+) -> (
+    BTreeMap<String, u64>,
+    BTreeMap<String, u64>,
+    BTreeMap<String, u64>,
+) {
     let netns = TestNetns::new(&format!("cost{n}"));
     let base = cluster(n, &[]);
     let added = cluster(n, &[("10.244.1.77".to_owned(), NODE)]);
-    let (first, idle, add, with_endpoint, remove) = netns.run(move || async move {
+    let (first, idle, add, with_endpoint, remove, delete) = netns.run(move || async move {
         let mut syncer = Syncer::open(config(), Counters::default()).await.unwrap();
         let first = syncer.sync(&base, true).await.unwrap();
         let idle = syncer.sync(&base, false).await.unwrap();
         let add = syncer.sync(&added, false).await.unwrap();
         let with_endpoint = ipvsadm_here();
         let remove = syncer.sync(&base, false).await.unwrap();
-        (first, idle, add, with_endpoint, remove)
+        let delete = syncer.sync(&base, false).await.unwrap();
+        (first, idle, add, with_endpoint, remove, delete)
     });
     assert_eq!(first.failed, 0);
     assert_eq!(first.messages.sent(Family::Ipvs, "NEW_SERVICE"), n as u64);
     assert_eq!(idle.messages.sent_all(), 0, "{}", idle.messages);
-    assert_eq!((add.failed, remove.failed), (0, 0));
+    assert_eq!((add.failed, remove.failed, delete.failed), (0, 0, 0));
     assert!(
         with_endpoint.contains("10.244.1.77:8080"),
         "{with_endpoint}"
@@ -327,24 +335,35 @@ fn endpoint_change_cost(n: usize) -> (BTreeMap<String, u64>, BTreeMap<String, u6
     assert_eq!(after.iter().filter(|l| l.starts_with("TCP ")).count(), n);
     let loop_back = netns.exec(&["ipset", "list", "KUBE-LOOP-BACK"]);
     assert!(!loop_back.contains("10.244.1.77"), "{loop_back}");
-    (sent(&add.messages), sent(&remove.messages))
+    (
+        sent(&add.messages),
+        sent(&remove.messages),
+        sent(&delete.messages),
+    )
 }
 
 #[test]
 fn one_endpoint_change_costs_a_constant_number_of_messages() {
-    let (add_10, remove_10) = endpoint_change_cost(10);
-    let (add_200, remove_200) = endpoint_change_cost(200);
+    let (add_10, remove_10, delete_10) = endpoint_change_cost(10);
+    let (add_200, remove_200, delete_200) = endpoint_change_cost(200);
     println!("add one local endpoint: 10 services {add_10:?}, 200 services {add_200:?}");
     println!("remove it: 10 services {remove_10:?}, 200 services {remove_200:?}");
+    println!("then delete it: 10 services {delete_10:?}, 200 services {delete_200:?}");
     assert_eq!(add_10, add_200);
     assert_eq!(remove_10, remove_200);
+    assert_eq!(delete_10, delete_200);
     // The real server, and its KUBE-LOOP-BACK entry (the endpoint is local).
     assert_eq!(add_10, counts(&[("ipvs NEW_DEST", 1), ("ipset ADD", 1)]));
-    // Removing it first reads its service's real servers again (one dump):
-    // with connections it would drain at weight 0 instead; it has none.
+    // Removing it sets its weight to 0 (graceful termination) and drops
+    // its KUBE-LOOP-BACK entry; the next sync reads that one service's
+    // real servers again (one dump) and, finding no connection, deletes it.
     assert_eq!(
         remove_10,
-        counts(&[("ipvs GET_DEST", 1), ("ipvs DEL_DEST", 1), ("ipset DEL", 1)])
+        counts(&[("ipvs SET_DEST", 1), ("ipset DEL", 1)])
+    );
+    assert_eq!(
+        delete_10,
+        counts(&[("ipvs GET_DEST", 1), ("ipvs DEL_DEST", 1)])
     );
 }
 

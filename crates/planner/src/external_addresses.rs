@@ -39,6 +39,8 @@ impl Builder<'_> {
                 continue;
             }
             served = true;
+            let proto = k8s::ip_proto(t.port.protocol);
+            self.add_entry(SetRole::NodePortIps, t, Entry::ip_port(addr, proto, node_port));
             // A bitmap:port cannot tell SCTP from TCP: SCTP node ports are
             // listed per node address in hash:ip,port sets instead.
             if t.port.protocol == Protocol::Sctp {

@@ -45,6 +45,20 @@ impl VirtualServiceKey {
     }
 }
 
+/// As `ipvsadm -Ln` names it: `TCP 10.96.0.10:80`, `fwmark 5 (inet)`.
+impl std::fmt::Display for VirtualServiceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            ServiceKey::Tuple {
+                addr,
+                protocol,
+                port,
+            } => write!(f, "{protocol} {}", std::net::SocketAddr::new(addr, port)),
+            ServiceKey::Fwmark { af, mark } => write!(f, "fwmark {mark} ({af})"),
+        }
+    }
+}
+
 impl From<ServiceKey> for VirtualServiceKey {
     fn from(key: ServiceKey) -> Self {
         VirtualServiceKey(key)

@@ -36,7 +36,7 @@ pub use self::{
     key::{IpFamily, VirtualServiceKey},
     names::{ServicePortName, Warning},
     observed::{Observed, ObservedTable},
-    plan::{draining, plan, retiring, Action, Plan, RealServerKey, Step},
+    plan::{conflicts, draining, plan, retiring, Action, Plan, RealServerKey, Step},
     scheduler::{validate_scheduler, SCHEDULERS, SCHEDULER_ANNOTATION, SCHEDULER_FLAGS_ANNOTATION},
     sets::{entry_key, set_options, DesiredSet, SetRole},
     table::{DesiredTable, MissingSetIndex, RulePart, TableRule, MASQ_MARK, TABLE_NAME},

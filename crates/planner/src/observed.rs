@@ -5,12 +5,11 @@ use std::{
     net::IpAddr,
 };
 
-use kipvs_packet_ipset::{SetInfo, SetType};
-use kipvs_packet_ipvs::{Destination, Protocol, Service, ServiceKey};
+use kipvs_packet_ipset::SetInfo;
+use kipvs_packet_ipvs::{Destination, Protocol, Service};
 use kipvs_packet_nftables::NftMessage;
 
 use crate::{
-    k8s::ip_proto,
     key::{IpFamily, VirtualServiceKey},
     sets::SetRole,
 };
@@ -30,6 +29,10 @@ pub struct Observed {
     pub set_indexes: BTreeMap<String, u16>,
     /// The `kube-ipvs` table of each family; absent when there is none.
     pub tables: BTreeMap<IpFamily, ObservedTable>,
+    /// Keys the desired state wants that another program's virtual service
+    /// (one no set of ours claims) already holds: kube-ipvs leaves them
+    /// alone and reports the conflict.
+    pub foreign: BTreeSet<VirtualServiceKey>,
 }
 
 /// One `kube-ipvs` table as dumped: the `NEWCHAIN` replies of a chain dump
@@ -42,52 +45,47 @@ pub struct ObservedTable {
 }
 
 impl Observed {
-    /// Whether a virtual service is kube-ipvs's by what the kernel shows:
-    /// its address is bound to `kube-ipvs0`, or one of our sets whose role
+    /// The virtual services kube-ipvs owns by what the kernel shows: those
+    /// whose exact `address,protocol:port` one of our sets that
     /// [claims virtual services](SetRole::claims_virtual_services) lists
-    /// it — `KUBE-IPVS-IPS` by address; `KUBE-EXTERNAL-IP(-LOCAL)`,
-    /// `KUBE-LOAD-BALANCER` and `KUBE-NODE-PORT-SCTP-HASH` by
-    /// `addr,proto:port`; `KUBE-NODE-PORT-TCP/UDP` by port, for a TCP/UDP
-    /// service of the set's family. Node-port services sit on node
-    /// addresses and external/LB services may sit on another interface's
-    /// address, so the address alone cannot say. Anything else belongs to
-    /// someone else and is never touched.
-    pub fn claims(&self, key: &VirtualServiceKey) -> bool {
-        let ServiceKey::Tuple {
-            addr,
-            protocol,
-            port,
-        } = key.key()
-        else {
-            return false;
-        };
-        if self.addresses.contains(&addr) {
-            return true;
-        }
-        let family = IpFamily::of(&addr);
-        let proto = Some(ip_proto(protocol));
-        SetRole::ALL
+    /// (`KUBE-CLUSTER-IP`, `KUBE-EXTERNAL-IP(-LOCAL)`, `KUBE-LOAD-BALANCER`,
+    /// `KUBE-NODE-PORT-IPS`). Neither an address on `kube-ipvs0` nor a
+    /// node port number is enough: another program's virtual service may
+    /// share the address, or sit on a port kube-ipvs also uses elsewhere.
+    /// Anything not listed belongs to someone else and is never touched.
+    ///
+    /// Built once per read of the kernel: one pass over the claiming sets.
+    pub fn claimed(&self) -> BTreeSet<VirtualServiceKey> {
+        let mut claimed = BTreeSet::new();
+        for role in SetRole::ALL
             .into_iter()
             .filter(|role| role.claims_virtual_services())
-            .filter_map(|role| Some((role, self.sets.get(role.set_name(family))?)))
-            .any(|(role, set)| {
-                set.entries.iter().any(|entry| match role.set_type() {
-                    SetType::HashIp => entry.ip == Some(addr),
-                    SetType::BitmapPort => {
-                        entry.port == Some(port) && bitmap_protocol(role) == Some(protocol)
+        {
+            for family in IpFamily::ALL {
+                let Some(set) = self.sets.get(role.set_name(family)) else {
+                    continue;
+                };
+                for entry in &set.entries {
+                    if let (Some(addr), Some(proto), Some(port)) =
+                        (entry.ip, entry.proto, entry.port)
+                    {
+                        let protocol = Protocol::from(u16::from(proto));
+                        claimed.insert(VirtualServiceKey::tuple(addr, protocol, port));
                     }
-                    _ => entry.ip == Some(addr) && entry.proto == proto && entry.port == Some(port),
-                })
-            })
+                }
+            }
+        }
+        claimed
     }
-}
 
-/// The protocol a `bitmap:port` set's ports are for (a bitmap holds bare
-/// port numbers).
-fn bitmap_protocol(role: SetRole) -> Option<Protocol> {
-    match role {
-        SetRole::NodePortTcp | SetRole::NodePortLocalTcp => Some(Protocol::Tcp),
-        SetRole::NodePortUdp | SetRole::NodePortLocalUdp => Some(Protocol::Udp),
-        _ => None,
+    /// Whether a claiming set entry names a key another program's virtual
+    /// service holds (adding it would make that service look like ours).
+    pub fn is_foreign(&self, entry: &kipvs_packet_ipset::Entry) -> bool {
+        match (entry.ip, entry.proto, entry.port) {
+            (Some(addr), Some(proto), Some(port)) => self.foreign.contains(
+                &VirtualServiceKey::tuple(addr, Protocol::from(u16::from(proto)), port),
+            ),
+            _ => false,
+        }
     }
 }

@@ -4,11 +4,13 @@
 //! 1. `CreateSet` for missing sets;
 //! 2. `ReplaceTable` for each family whose table differs, once every set
 //!    it references has a kernel index;
-//! 3. per virtual service (key order): `AddService` + its
+//! 3. `AddSetEntries`, one step per (set, owner): exempting and allowing
+//!    sets first, and before the virtual services, so a virtual service
+//!    is claimed as ours and its traffic marked from the moment it exists;
+//! 4. per virtual service (key order): `AddService` + its
 //!    `AddDestination`s, or `UpdateService` and `Add`/`Update`/
 //!    `DeleteDestination` for the differences; a real server the cluster
 //!    no longer lists is retired gracefully (see below);
-//! 4. `AddSetEntries`, one step per (set, owner);
 //! 5. `BindAddress` — only for a family whose sets exist and whose table
 //!    could be rendered (so rules are in place before an address answers);
 //!    otherwise the binding waits for the next plan, which the runtime
@@ -21,15 +23,20 @@
 //!    ([`SetRole::claims_virtual_services`]): until the virtual service is
 //!    gone they are how the runtime knows it is ours.
 //!
+//! A desired virtual service whose key another program's virtual service
+//! holds ([`Observed::foreign`]) gets no step at all, and no claiming
+//! entry: kube-ipvs never takes over what it did not create.
+//!
 //! Graceful termination (kube-proxy's `graceful_termination.go`, with a
 //! bound): a real server present but no longer desired, on a TCP (or
-//! fwmark) virtual service, with connections (active + inactive > 0), is
-//! set to weight 0 — new connections go elsewhere, established ones go
-//! on. At weight 0 it is left alone until its connections reach 0 or the
-//! runtime reports its grace `expired` (the planner has no clock), then
-//! deleted. UDP and SCTP real servers are deleted at once (a datagram
-//! "connection" has no end to wait for). A desired real server found at
-//! weight 0 (its endpoint came back) is updated to its desired weight.
+//! fwmark) virtual service, is set to weight 0 — new connections go
+//! elsewhere, established ones go on. At weight 0 it is left alone until
+//! its connections (active + inactive, read after the weight went to 0)
+//! reach 0 or the runtime reports its grace `expired` (the planner has no
+//! clock), then deleted. UDP and SCTP real servers are deleted at once (a
+//! datagram "connection" has no end to wait for). A desired real server
+//! found at weight 0 (its endpoint came back) is updated to its desired
+//! weight.
 //!
 //! Owners: additions and updates belong to the desired service port. For
 //! removals the owner is read back from the `KUBE-CLUSTER-IP` /
@@ -51,7 +58,7 @@ use crate::{
     desired::Desired,
     k8s::ip_proto,
     key::{IpFamily, VirtualServiceKey},
-    names::ServicePortName,
+    names::{ServicePortName, Warning},
     observed::Observed,
     sets::{entry_key, SetRole},
     shape::TableShape,
@@ -189,9 +196,48 @@ pub fn plan(desired: &Desired, observed: &Observed, expired: &BTreeSet<RealServe
         }
     }
 
-    // 3. Virtual services and real servers.
+    // 3. Set entries to add, before the virtual services they describe:
+    // the claiming entries make a virtual service ours the moment it
+    // exists (a daemon stopped right after creating it still owns it), and
+    // traffic to a new node port or external address is marked for
+    // masquerade from its first packet. Sets whose entries exempt or allow
+    // (`-LOCAL`, source ranges) are filled before the sets that mark or
+    // firewall, so a changed service is never briefly masqueraded or
+    // dropped. Claiming entries for a key another program's virtual
+    // service holds are not added (see `Observed::foreign`).
+    let mut add_order: Vec<(&String, &crate::sets::DesiredSet)> = desired.sets.iter().collect();
+    add_order.sort_by_key(|(name, _)| (!exempts_first(name), *name));
+    for (name, set) in add_order {
+        let present = observed_keys(observed, name);
+        let claims = SetRole::from_set_name(name)
+            .is_some_and(|(role, _)| role.claims_virtual_services());
+        let mut by_owner: BTreeMap<&ServicePortName, Vec<Entry>> = BTreeMap::new();
+        for (key, entry) in &set.entries {
+            if present.contains(key) || (claims && observed.is_foreign(entry)) {
+                continue;
+            }
+            if let Some(owner) = set.owners.get(key) {
+                by_owner.entry(owner).or_default().push(entry.clone());
+            }
+        }
+        for (owner, entries) in by_owner {
+            push(
+                Some(owner),
+                Action::AddSetEntries {
+                    set: name.clone(),
+                    entries,
+                },
+            );
+        }
+    }
+
+    // 4. Virtual services and real servers (none at a key another
+    // program's virtual service holds: that is reported, not touched).
     for (key, vs) in &desired.virtual_services {
         let owner = Some(&vs.owner);
+        if observed.foreign.contains(key) {
+            continue;
+        }
         let k = key.key();
         let Some((current, current_dests)) = observed.virtual_services.get(key) else {
             push(owner, Action::AddService(vs.service.clone()));
@@ -246,28 +292,6 @@ pub fn plan(desired: &Desired, observed: &Observed, expired: &BTreeSet<RealServe
         }
     }
 
-    // 4. Set entries to add.
-    for (name, set) in &desired.sets {
-        let present = observed_keys(observed, name);
-        let mut by_owner: BTreeMap<&ServicePortName, Vec<Entry>> = BTreeMap::new();
-        for (key, entry) in &set.entries {
-            if !present.contains(key) {
-                if let Some(owner) = set.owners.get(key) {
-                    by_owner.entry(owner).or_default().push(entry.clone());
-                }
-            }
-        }
-        for (owner, entries) in by_owner {
-            push(
-                Some(owner),
-                Action::AddSetEntries {
-                    set: name.clone(),
-                    entries,
-                },
-            );
-        }
-    }
-
     // 5. Addresses to bind.
     for addr in &desired.addresses {
         if !observed.addresses.contains(addr) && ready.contains(&IpFamily::of(addr)) {
@@ -293,7 +317,10 @@ pub fn plan(desired: &Desired, observed: &Observed, expired: &BTreeSet<RealServe
     // should the deletion fail or the daemon stop in between. (They steer
     // no traffic to a virtual service that is gone.)
     let mut claiming_deletions = Vec::new();
-    for (name, set) in &desired.sets {
+    let mut delete_order: Vec<(&String, &crate::sets::DesiredSet)> =
+        desired.sets.iter().collect();
+    delete_order.sort_by_key(|(name, _)| (exempts_first(name), *name));
+    for (name, set) in delete_order {
         let Some(info) = observed.sets.get(name) else {
             continue;
         };
@@ -347,6 +374,26 @@ pub fn plan(desired: &Desired, observed: &Observed, expired: &BTreeSet<RealServe
     Plan { steps }
 }
 
+/// Desired virtual services at a key another program's virtual service
+/// holds ([`Observed::foreign`]): the plan leaves them alone; these
+/// warnings say so, naming the service.
+pub fn conflicts(desired: &Desired, observed: &Observed) -> Vec<Warning> {
+    observed
+        .foreign
+        .iter()
+        .filter_map(|key| {
+            let vs = desired.virtual_services.get(key)?;
+            Some(Warning::new(
+                format!("Service {}", vs.owner.service()),
+                format!(
+                    "port {:?}: {key} is held by an IPVS virtual service kube-ipvs did not create; left alone",
+                    vs.owner.port
+                ),
+            ))
+        })
+        .collect()
+}
+
 /// Real servers that drain: present at weight 0 in a virtual service that
 /// is still desired, not desired themselves, on a protocol that drains.
 /// Computed on the cache after a plan was applied, it is the runtime's
@@ -374,11 +421,11 @@ pub fn draining(desired: &Desired, observed: &Observed) -> BTreeSet<RealServerKe
     draining
 }
 
-/// Virtual services where a real server the cluster no longer lists is
-/// still in service (weight > 0) and would drain: whether it has
-/// connections decides between draining and deleting, so the runtime reads
-/// their real servers again first — the cache's counters are as old as
-/// the last full resync, and a connection opened since must not be cut.
+/// Virtual services where a draining real server (weight 0, no longer
+/// listed) would be deleted because the cache shows no connection: the
+/// runtime reads their real servers again first, so the delete is decided
+/// on counters read after the weight went to 0, never on the older ones
+/// the cache may hold (a connection opened before must not be cut).
 pub fn retiring(desired: &Desired, observed: &Observed) -> BTreeSet<VirtualServiceKey> {
     desired
         .virtual_services
@@ -387,7 +434,10 @@ pub fn retiring(desired: &Desired, observed: &Observed) -> BTreeSet<VirtualServi
         .filter(|(key, vs)| {
             observed.virtual_services.get(key).is_some_and(|(_, current)| {
                 current.iter().any(|dest| {
-                    dest.weight > 0 && !vs.destinations.contains_key(&(dest.addr, dest.port))
+                    dest.weight == 0
+                        && dest.active_conns == 0
+                        && dest.inactive_conns == 0
+                        && !vs.destinations.contains_key(&(dest.addr, dest.port))
                 })
             })
         })
@@ -405,12 +455,19 @@ enum Retirement {
     Wait,
 }
 
+/// A real server still in service always goes to weight 0 first, even when
+/// the counters say it has no connection: they are only as fresh as the
+/// last read, and a connection scheduled since would be cut by the delete
+/// (`expire_nodest_conn`). Once at weight 0 it gets no new connection, so
+/// counters read after that (see [`retiring`]) can be trusted to reach 0.
 fn retirement(key: &VirtualServiceKey, current: &Destination, expired: bool) -> Retirement {
     let connections = u64::from(current.active_conns) + u64::from(current.inactive_conns);
-    if !drains_gracefully(key) || connections == 0 || expired {
+    if !drains_gracefully(key) {
         Retirement::Delete
     } else if current.weight > 0 {
         Retirement::Drain
+    } else if connections == 0 || expired {
+        Retirement::Delete
     } else {
         Retirement::Wait
     }
@@ -427,6 +484,24 @@ fn drains_gracefully(key: &VirtualServiceKey) -> bool {
             ..
         }
     )
+}
+
+/// Sets whose entries exempt traffic from marking (`-LOCAL`) or allow
+/// sources (source ranges): added before, deleted after, their
+/// counterparts.
+fn exempts_first(set: &str) -> bool {
+    SetRole::from_set_name(set).is_some_and(|(role, _)| {
+        matches!(
+            role,
+            SetRole::ExternalIpLocal
+                | SetRole::LoadBalancerLocal
+                | SetRole::NodePortLocalTcp
+                | SetRole::NodePortLocalUdp
+                | SetRole::NodePortLocalSctp
+                | SetRole::LoadBalancerSourceCidr
+                | SetRole::LoadBalancerSourceIp
+        )
+    })
 }
 
 /// Entry keys present in an observed set (none if the set is missing).
@@ -537,14 +612,7 @@ struct ServiceKeyDisplay<'a>(&'a ServiceKey);
 
 impl fmt::Display for ServiceKeyDisplay<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            ServiceKey::Tuple {
-                addr,
-                protocol,
-                port,
-            } => write!(f, "{protocol} {}", std::net::SocketAddr::new(*addr, *port)),
-            ServiceKey::Fwmark { af, mark } => write!(f, "fwmark {mark} ({af})"),
-        }
+        fmt::Display::fmt(&VirtualServiceKey(*self.0), f)
     }
 }
 

@@ -56,10 +56,16 @@ pub enum SetRole {
     NodePortLocalSctp,
     /// `KUBE-HEALTH-CHECK-NODE-PORT` bitmap:port: healthCheckNodePorts.
     HealthCheckNodePort,
+    /// `KUBE-NODE-PORT-IPS` hash:ip,port: `nodeIP,proto:port` of every
+    /// node-port virtual service. Not kube-proxy's and used by no rule: it
+    /// records which virtual services on node addresses kube-ipvs created
+    /// (the bitmap:port sets hold bare port numbers, which cannot say),
+    /// also after the address has left the node.
+    NodePortIps,
 }
 
 impl SetRole {
-    pub const ALL: [SetRole; 17] = [
+    pub const ALL: [SetRole; 18] = [
         SetRole::ClusterIp,
         SetRole::LoopBack,
         SetRole::IpvsIps,
@@ -77,6 +83,7 @@ impl SetRole {
         SetRole::NodePortSctp,
         SetRole::NodePortLocalSctp,
         SetRole::HealthCheckNodePort,
+        SetRole::NodePortIps,
     ];
 
     /// kube-proxy's names; IPv6 sets carry `KUBE-6-` and are cut to the
@@ -115,6 +122,7 @@ impl SetRole {
                 "KUBE-HEALTH-CHECK-NODE-PORT",
                 "KUBE-6-HEALTH-CHECK-NODE-PORT",
             ),
+            SetRole::NodePortIps => ("KUBE-NODE-PORT-IPS", "KUBE-6-NODE-PORT-IPS"),
         };
         match family {
             IpFamily::V4 => v4,
@@ -139,25 +147,26 @@ impl SetRole {
             | SetRole::LoadBalancerLocal
             | SetRole::LoadBalancerFw
             | SetRole::NodePortSctp
-            | SetRole::NodePortLocalSctp => SetType::HashIpPort,
+            | SetRole::NodePortLocalSctp
+            | SetRole::NodePortIps => SetType::HashIpPort,
         }
     }
 
-    /// An entry of this set marks a virtual service as kube-ipvs's even
-    /// when its address is not on `kube-ipvs0` (node addresses for node
-    /// ports, externalIPs and LB addresses that another interface already
-    /// carries). Such entries are deleted only after the virtual service,
-    /// so a daemon stopped half-way through a removal still owns it.
+    /// An entry of this set makes the virtual service with exactly that
+    /// `address,protocol:port` kube-ipvs's: kube-ipvs only ever changes or
+    /// deletes a virtual service one of these sets lists, never one merely
+    /// on an address it knows (another program's service may share a
+    /// service or LB address, or a node address). The entry is added right
+    /// after the virtual service and deleted only after it, so a daemon
+    /// stopped half-way through a removal still owns it.
     pub fn claims_virtual_services(self) -> bool {
         matches!(
             self,
-            SetRole::IpvsIps
+            SetRole::ClusterIp
                 | SetRole::ExternalIp
                 | SetRole::ExternalIpLocal
                 | SetRole::LoadBalancer
-                | SetRole::NodePortTcp
-                | SetRole::NodePortUdp
-                | SetRole::NodePortSctp
+                | SetRole::NodePortIps
         )
     }
 

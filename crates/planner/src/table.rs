@@ -292,6 +292,12 @@ fn services_rules(r: &mut Rules, config: &NodeConfig) {
     // rule for the same port number (kube-proxy ACCEPTs these here).
     let to_external_local = r.set(SetRole::ExternalIpLocal, DST_DST);
     r.add(SERVICES, vec![to_external_local, exprs(vec![ret()])]);
+    // Cluster IPs are local addresses too (on kube-ipvs0): without this a
+    // pod's traffic to a cluster IP whose port number happens to be some
+    // node port would be marked by the node-port rules (bitmap sets hold
+    // bare port numbers).
+    let to_cluster_ip = r.set(SetRole::ClusterIp, DST_DST);
+    r.add(SERVICES, vec![to_cluster_ip, exprs(vec![ret()])]);
     r.add(
         SERVICES,
         vec![exprs(

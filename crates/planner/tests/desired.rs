@@ -54,9 +54,9 @@ fn single_service() {
     );
     // No endpoint on node-a.
     assert!(d.sets["KUBE-LOOP-BACK"].entries.is_empty());
-    // All 17 sets exist in both families, the others empty, with
-    // kube-proxy's options.
-    assert_eq!(d.sets.len(), 34);
+    // All 18 sets (kube-proxy's 17 and KUBE-NODE-PORT-IPS) exist in both
+    // families, the others empty, with kube-proxy's options.
+    assert_eq!(d.sets.len(), 36);
     assert_eq!(
         filled_sets(&d),
         [
@@ -65,7 +65,7 @@ fn single_service() {
         ]
     );
     let v6: Vec<&String> = d.sets.keys().filter(|n| n.starts_with("KUBE-6-")).collect();
-    assert_eq!(v6.len(), 17);
+    assert_eq!(v6.len(), 18);
     for name in v6 {
         assert_eq!(d.sets[name].family, kipvs_packet_ipset::SetFamily::Inet6);
         assert!(name.len() <= 31, "{name}");
@@ -753,6 +753,6 @@ fn programming_every_feature_leaves_nothing_to_do() {
         .iter()
         .filter(|s| matches!(s.action, Action::CreateSet { .. }))
         .count();
-    assert_eq!(creates, 34);
+    assert_eq!(creates, 36);
     assert!(plan(&d, &observed_from(&d), &Default::default()).is_empty());
 }

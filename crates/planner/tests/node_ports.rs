@@ -60,11 +60,17 @@ fn a_virtual_service_per_node_address_never_bound() {
         set_entries(&d, "KUBE-NODE-PORT-TCP"),
         [r#"30080 comment "default/web:http""#]
     );
+    // Which node-port virtual services are ours: exactly these two.
+    assert_eq!(
+        bare_entries(&d, "KUBE-NODE-PORT-IPS"),
+        ["10.0.0.5,tcp:30080", "192.168.50.10,tcp:30080"]
+    );
     assert_eq!(
         filled_sets(&d),
         [
             ("KUBE-CLUSTER-IP".to_owned(), 1),
             ("KUBE-IPVS-IPS".to_owned(), 1),
+            ("KUBE-NODE-PORT-IPS".to_owned(), 2),
             ("KUBE-NODE-PORT-TCP".to_owned(), 1),
         ]
     );

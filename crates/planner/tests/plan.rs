@@ -96,12 +96,14 @@ fn new_service_is_complete_before_its_address_is_bound() {
         lines(&p),
         [
             "[node] create set KUBE-6-CLUSTER-IP hash:ip,port family inet6",
-            "[default/web:http] add service tcp 10.96.0.10:80 rr",
-            "[default/web:http] add real server 10.244.1.2:8080 to tcp 10.96.0.10:80 (masq weight 1)",
-            "[default/web:http] add real server 10.244.2.2:8080 to tcp 10.96.0.10:80 (masq weight 1)",
+            // Entries first: the KUBE-CLUSTER-IP one makes the virtual
+            // service ours from the moment it exists.
             "[default/web:http] add 1 entries to KUBE-CLUSTER-IP",
             "[default/web:http] add 1 entries to KUBE-IPVS-IPS",
             "[default/web:http] add 1 entries to KUBE-LOOP-BACK",
+            "[default/web:http] add service tcp 10.96.0.10:80 rr",
+            "[default/web:http] add real server 10.244.1.2:8080 to tcp 10.96.0.10:80 (masq weight 1)",
+            "[default/web:http] add real server 10.244.2.2:8080 to tcp 10.96.0.10:80 (masq weight 1)",
             "[default/web:http] bind 10.96.0.10",
         ]
     );
@@ -110,14 +112,14 @@ fn new_service_is_complete_before_its_address_is_bound() {
     let add_dest = pos(&p, |a| matches!(a, Action::AddDestination(..)));
     let add_entries = pos(&p, |a| matches!(a, Action::AddSetEntries { .. }));
     let bind = pos(&p, |a| matches!(a, Action::BindAddress(_)));
-    assert!(create < add_svc && add_svc < add_dest && add_dest < add_entries && add_entries < bind);
+    assert!(create < add_entries && add_entries < add_svc && add_svc < add_dest && add_dest < bind);
     // The v6 table waits for the new set's index; the v4 table was fine.
     assert!(!p
         .steps
         .iter()
         .any(|s| matches!(s.action, Action::ReplaceTable { .. })));
     assert!(p.steps.iter().skip(1).all(|s| s.owner == web_owner()));
-    let Action::AddService(service) = &p.steps[1].action else {
+    let Action::AddService(service) = &p.steps[add_svc].action else {
         unreachable!()
     };
     assert_eq!(service.key, tcp_key("10.96.0.10", 80).key());
@@ -209,11 +211,11 @@ fn one_new_endpoint_among_100_services_is_one_destination_and_one_entry() {
     assert_eq!(
         lines(&p),
         [
-            "[default/svc-42] add real server 10.244.42.2:8080 to tcp 10.96.1.42:80 (masq weight 1)",
             "[default/svc-42] add 1 entries to KUBE-LOOP-BACK",
+            "[default/svc-42] add real server 10.244.42.2:8080 to tcp 10.96.1.42:80 (masq weight 1)",
         ]
     );
-    let Action::AddSetEntries { entries, .. } = &p.steps[1].action else {
+    let Action::AddSetEntries { entries, .. } = &p.steps[0].action else {
         unreachable!()
     };
     assert_eq!(
@@ -242,7 +244,7 @@ fn one_new_endpoint_among_100_services_is_one_destination_and_one_entry() {
 }
 
 #[test]
-fn removed_endpoint_without_connections_is_deleted_with_its_loop_back_entry() {
+fn removed_endpoint_without_connections_goes_to_weight_0_first() {
     let (services, slices) = web();
     let mut observed = observed_from(&desired(&services, &slices, &cfg()));
     for (_, dests) in observed.virtual_services.values_mut() {
@@ -263,7 +265,9 @@ fn removed_endpoint_without_connections_is_deleted_with_its_loop_back_entry() {
     assert_eq!(
         lines(&p),
         [
-            "[default/web:http] delete real server 10.244.1.2:8080 from tcp 10.96.0.10:80",
+            // Not deleted yet, even with no connection in the cache: its
+            // counters are read again once nothing new can reach it.
+            "[default/web:http] update real server 10.244.1.2:8080 to tcp 10.96.0.10:80 (masq weight 0)",
             "[default/web:http] delete 1 entries from KUBE-LOOP-BACK",
         ]
     );
@@ -272,7 +276,12 @@ fn removed_endpoint_without_connections_is_deleted_with_its_loop_back_entry() {
     };
     // Deleted by content: no comment sent.
     assert_eq!(entry_strings(entries), ["10.244.1.2,tcp:8080,10.244.1.2"]);
-    assert!(plan(&d, &apply(&p, &observed), &NONE_EXPIRED).is_empty());
+    // At weight 0 with no connection: deleted by the next plan.
+    let drained = apply(&p, &observed);
+    assert_eq!(
+        lines(&plan(&d, &drained, &NONE_EXPIRED)),
+        ["[default/web:http] delete real server 10.244.1.2:8080 from tcp 10.96.0.10:80"]
+    );
 }
 
 #[test]
@@ -287,11 +296,11 @@ fn removed_service_is_unbound_and_unlisted_before_it_is_deleted() {
         lines(&p),
         [
             "[default/db] unbind 10.96.0.20",
-            "[default/db] delete 1 entries from KUBE-CLUSTER-IP",
+            "[default/db] delete 1 entries from KUBE-IPVS-IPS",
             "[default/db] delete service tcp 10.96.0.20:5432",
             // Last: until the virtual service is gone, this entry is what
-            // marks it as ours once its address is unbound.
-            "[default/db] delete 1 entries from KUBE-IPVS-IPS",
+            // marks it as ours.
+            "[default/db] delete 1 entries from KUBE-CLUSTER-IP",
         ]
     );
     assert!(p.steps.iter().all(|s| s.owner == db));
@@ -406,9 +415,10 @@ mod drift {
             .unwrap();
         vs.1.push(kipvs_packet_ipvs::Destination::new(ip("10.1.1.1"), 1));
         let p = plan(&d, &o, &NONE_EXPIRED);
+        // Retired like any real server the cluster does not list.
         assert_eq!(
             lines(&p),
-            ["[default/web:http] delete real server 10.1.1.1:1 from tcp 10.96.0.10:80"]
+            ["[default/web:http] update real server 10.1.1.1:1 to tcp 10.96.0.10:80 (masq weight 0)"]
         );
     }
 
@@ -689,12 +699,17 @@ mod drain {
     }
 
     #[test]
-    fn counters_are_read_again_only_where_a_real_server_would_drain() {
+    fn counters_are_read_again_only_where_a_real_server_would_be_deleted() {
         let (d, o) = without_local_endpoint("");
-        assert_eq!(retiring(&d, &o), BTreeSet::from([key(Protocol::Tcp)]));
-        // Once at weight 0 the runtime's periodic refresh takes over.
-        let drained = apply(&plan(&d, &o, &NONE_EXPIRED), &o);
+        // In service: it goes to weight 0 whatever its counters say.
+        assert!(retiring(&d, &o).is_empty());
+        let mut drained = apply(&plan(&d, &o, &NONE_EXPIRED), &o);
+        // At weight 0 with connections: the periodic refresh takes over.
         assert!(retiring(&d, &drained).is_empty());
+        // At weight 0 and no connection in the cache: read before deleting.
+        let rs = real_server(&mut drained, Protocol::Tcp);
+        (rs.active_conns, rs.inactive_conns) = (0, 0);
+        assert_eq!(retiring(&d, &drained), BTreeSet::from([key(Protocol::Tcp)]));
         // Nothing removed; or UDP, deleted whatever its counters say.
         assert!(retiring(&d, &observed_from(&d)).is_empty());
         let (d, o) = without_local_endpoint("UDP");
@@ -713,7 +728,7 @@ mod drain {
     }
 
     #[test]
-    fn tcp_real_server_without_connections_is_deleted_at_once() {
+    fn tcp_real_server_without_connections_goes_to_weight_0_then_is_deleted() {
         let (d, mut o) = without_local_endpoint("");
         let rs = real_server(&mut o, Protocol::Tcp);
         rs.active_conns = 0;
@@ -721,10 +736,17 @@ mod drain {
         let p = plan(&d, &o, &NONE_EXPIRED);
         assert_eq!(
             lines(&p)[0],
-            "[default/web:http] delete real server 10.244.1.2:8080 from tcp 10.96.0.10:80"
+            "[default/web:http] update real server 10.244.1.2:8080 to tcp 10.96.0.10:80 (masq weight 0)"
         );
         assert_eq!(p.len(), 2);
-        let after = apply(&p, &o);
+        let drained = apply(&p, &o);
+        assert_eq!(draining(&d, &drained), BTreeSet::from([gone(Protocol::Tcp)]));
+        let p = plan(&d, &drained, &NONE_EXPIRED);
+        assert_eq!(
+            lines(&p),
+            ["[default/web:http] delete real server 10.244.1.2:8080 from tcp 10.96.0.10:80"]
+        );
+        let after = apply(&p, &drained);
         assert!(draining(&d, &after).is_empty());
         assert!(plan(&d, &after, &NONE_EXPIRED).is_empty());
     }
@@ -793,8 +815,8 @@ mod drain {
         assert_eq!(
             lines(&p),
             [
-                "[default/web:http] update real server 10.244.1.2:8080 to tcp 10.96.0.10:80 (masq weight 1)",
                 "[default/web:http] add 1 entries to KUBE-LOOP-BACK",
+                "[default/web:http] update real server 10.244.1.2:8080 to tcp 10.96.0.10:80 (masq weight 1)",
             ]
         );
         assert!(plan(&back, &apply(&p, &drained), &NONE_EXPIRED).is_empty());
@@ -862,6 +884,11 @@ mod ownership {
         );
         entries(
             &mut o,
+            "KUBE-NODE-PORT-IPS",
+            vec![Entry::ip_port(ip(NODE_IP), 6, 30080).with_comment("default/np:http")],
+        );
+        entries(
+            &mut o,
             "KUBE-EXTERNAL-IP",
             vec![Entry::ip_port(ip("203.0.113.7"), 6, 80).with_comment("default/ext:http")],
         );
@@ -878,57 +905,82 @@ mod ownership {
     }
 
     #[test]
-    fn sets_claim_node_port_and_external_services_and_nothing_else() {
-        let (_, o) = leftovers();
-        assert!(o.claims(&key(NODE_IP, Protocol::Tcp, 30080)));
-        // A node port is a port on every node address.
-        assert!(o.claims(&key("10.0.0.5", Protocol::Tcp, 30080)));
-        assert!(o.claims(&key("203.0.113.7", Protocol::Tcp, 80)));
-        // Foreign: another port, another protocol, another family, another
-        // port on the external address.
-        assert!(!o.claims(&key(NODE_IP, Protocol::Tcp, 22)));
-        assert!(!o.claims(&key(NODE_IP, Protocol::Udp, 30080)));
-        assert!(!o.claims(&key("fd00::10", Protocol::Tcp, 30080)));
-        assert!(!o.claims(&key("203.0.113.7", Protocol::Tcp, 443)));
-
+    fn only_exact_set_entries_claim_virtual_services() {
         let (_, mut o) = leftovers();
-        o.sets
-            .get_mut("KUBE-NODE-PORT-UDP")
-            .unwrap()
-            .entries
-            .push(Entry::port(30053));
-        o.sets
-            .get_mut("KUBE-NODE-PORT-SCTP-HASH")
-            .unwrap()
-            .entries
-            .push(Entry::ip_port(ip(NODE_IP), 132, 30132));
-        o.sets
-            .get_mut("KUBE-6-IPVS-IPS")
-            .unwrap()
-            .entries
-            .push(Entry::ip(ip("fd00::10")));
-        o.sets
-            .get_mut("KUBE-LOAD-BALANCER")
-            .unwrap()
-            .entries
-            .push(Entry::ip_port(ip("198.51.100.1"), 17, 53));
-        assert!(o.claims(&key(NODE_IP, Protocol::Udp, 30053)));
-        assert!(o.claims(&key(NODE_IP, Protocol::Sctp, 30132)));
-        assert!(!o.claims(&key("10.0.0.5", Protocol::Sctp, 30132)));
-        assert!(o.claims(&key("fd00::10", Protocol::Tcp, 1)));
-        assert!(o.claims(&key("198.51.100.1", Protocol::Udp, 53)));
-        assert!(!o.claims(&key("198.51.100.1", Protocol::Tcp, 53)));
-        // An address on kube-ipvs0 claims every service on it.
+        let claimed = o.claimed();
+        assert!(claimed.contains(&key(NODE_IP, Protocol::Tcp, 30080)));
+        assert!(claimed.contains(&key("203.0.113.7", Protocol::Tcp, 80)));
+        // A node port number claims nothing by itself: another program's
+        // service on that port of another address stays its own; so do
+        // another port, protocol or family on a claimed address.
+        assert!(!claimed.contains(&key("10.0.0.5", Protocol::Tcp, 30080)));
+        assert!(!claimed.contains(&key(NODE_IP, Protocol::Tcp, 22)));
+        assert!(!claimed.contains(&key(NODE_IP, Protocol::Udp, 30080)));
+        assert!(!claimed.contains(&key("fd00::10", Protocol::Tcp, 30080)));
+        assert!(!claimed.contains(&key("203.0.113.7", Protocol::Tcp, 443)));
+
+        for (set, entry) in [
+            ("KUBE-LOAD-BALANCER", Entry::ip_port(ip("198.51.100.1"), 17, 53)),
+            ("KUBE-CLUSTER-IP", Entry::ip_port(ip("10.96.0.99"), 6, 1234)),
+            ("KUBE-6-NODE-PORT-IPS", Entry::ip_port(ip("fd00::10"), 132, 30132)),
+            // Sets that claim nothing: addresses, bare ports, -LOCAL.
+            ("KUBE-6-IPVS-IPS", Entry::ip(ip("fd00::10"))),
+            ("KUBE-HEALTH-CHECK-NODE-PORT", Entry::port(31000)),
+            ("KUBE-LOAD-BALANCER-LOCAL", Entry::ip_port(ip("198.51.100.2"), 6, 80)),
+        ] {
+            o.sets.get_mut(set).unwrap().entries.push(entry);
+        }
         o.addresses.insert(ip("10.96.0.99"));
-        assert!(o.claims(&key("10.96.0.99", Protocol::Tcp, 1234)));
-        // Sets that do not claim (the -LOCAL bitmaps, the health checks)
-        // claim nothing.
-        o.sets
-            .get_mut("KUBE-HEALTH-CHECK-NODE-PORT")
-            .unwrap()
-            .entries
-            .push(Entry::port(31000));
-        assert!(!o.claims(&key(NODE_IP, Protocol::Tcp, 31000)));
+        let claimed = o.claimed();
+        assert!(claimed.contains(&key("198.51.100.1", Protocol::Udp, 53)));
+        assert!(!claimed.contains(&key("198.51.100.1", Protocol::Tcp, 53)));
+        assert!(claimed.contains(&key("10.96.0.99", Protocol::Tcp, 1234)));
+        // Bound to kube-ipvs0 is not enough: other ports there are not ours.
+        assert!(!claimed.contains(&key("10.96.0.99", Protocol::Tcp, 443)));
+        assert!(claimed.contains(&key("fd00::10", Protocol::Sctp, 30132)));
+        assert!(!claimed.contains(&key("fd00::10", Protocol::Tcp, 1)));
+        assert!(!claimed.contains(&key(NODE_IP, Protocol::Tcp, 31000)));
+        assert!(!claimed.contains(&key("198.51.100.2", Protocol::Tcp, 80)));
+        assert_eq!(claimed.len(), 5);
+    }
+
+    #[test]
+    fn a_foreign_virtual_service_at_a_desired_key_is_left_alone() {
+        // default/web wants TCP 10.96.0.10:80, but another program's
+        // virtual service (no claiming entry of ours) holds that key.
+        let d = desired(
+            &[svc("default", "web", &["10.96.0.10"], &[("http", 80, "")])],
+            &[slice(
+                "default",
+                "web-1",
+                "web",
+                "IPv4",
+                &[("http", 8080, "")],
+                &[ep("10.244.2.2")],
+            )],
+            &cfg(),
+        );
+        let mut o = observed_from(&desired(&[], &[], &cfg()));
+        let held = key("10.96.0.10", Protocol::Tcp, 80);
+        o.foreign.insert(held);
+        let p = plan(&d, &o, &NONE_EXPIRED);
+        let touches_it = p.steps.iter().any(|step| match &step.action {
+            Action::AddService(s) | Action::UpdateService(s) => s.key == held.key(),
+            Action::AddDestination(k, _) | Action::DeleteService(k) => *k == held.key(),
+            Action::AddSetEntries { set, entries } => {
+                set == "KUBE-CLUSTER-IP" && entries.iter().any(|e| e.port == Some(80))
+            }
+            _ => false,
+        });
+        assert!(!touches_it, "{:#?}", lines(&p));
+        let warnings = conflicts(&d, &o);
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(warnings[0].object, "Service default/web");
+        assert!(
+            warnings[0].reason.contains("tcp 10.96.0.10:80 is held by an IPVS virtual service kube-ipvs did not create"),
+            "{}",
+            warnings[0].reason
+        );
     }
 
     #[test]
@@ -940,10 +992,11 @@ mod ownership {
             [
                 // Deleted at once, with connections: no draining for a
                 // removed service.
+                "[default/np:http] delete 1 entries from KUBE-NODE-PORT-TCP",
                 "[default/np:http] delete service tcp 192.168.1.10:30080",
                 "[default/ext:http] delete service tcp 203.0.113.7:80",
                 "[default/ext:http] delete 1 entries from KUBE-EXTERNAL-IP",
-                "[default/np:http] delete 1 entries from KUBE-NODE-PORT-TCP",
+                "[default/np:http] delete 1 entries from KUBE-NODE-PORT-IPS",
             ]
         );
         assert!(plan(&d, &apply(&p, &o), &NONE_EXPIRED).is_empty());
@@ -951,6 +1004,6 @@ mod ownership {
         let mut half = o.clone();
         half.virtual_services
             .remove(&key(NODE_IP, Protocol::Tcp, 30080));
-        assert!(half.claims(&key("203.0.113.7", Protocol::Tcp, 80)));
+        assert!(half.claimed().contains(&key("203.0.113.7", Protocol::Tcp, 80)));
     }
 }

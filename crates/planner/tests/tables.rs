@@ -19,12 +19,17 @@ fn table(d: &Desired, family: IpFamily) -> &DesiredTable {
 }
 
 /// The `services` rules about cluster IPs (those matching KUBE-CLUSTER-IP).
+/// The services chain's cluster-IP masquerade rules (not the plain
+/// `KUBE-CLUSTER-IP dst,dst return` that keeps cluster-IP traffic out of
+/// the node-port rules).
 fn cluster_ip_rules(t: &DesiredTable) -> Vec<&TableRule> {
     let set = SetRole::ClusterIp.set_name(t.family);
+    let plain_return = RulePart::Exprs(vec![ret()]);
     t.rules
         .iter()
         .filter(|r| r.chain == "services")
         .filter(|r| matches!(&r.parts[0], RulePart::SetMatch { set: s, .. } if s == set))
+        .filter(|r| r.parts.get(1) != Some(&plain_return))
         .collect()
 }
 
@@ -151,6 +156,7 @@ fn the_whole_v4_table() {
         "services: KUBE-CLUSTER-IP dst,dst ip saddr != 10.244.0.0/16 jump mark-for-masquerade",
         "services: KUBE-EXTERNAL-IP dst,dst jump mark-for-masquerade",
         "services: KUBE-EXTERNAL-IP-LOCAL dst,dst return",
+        "services: KUBE-CLUSTER-IP dst,dst return",
         "services: fib daddr type local goto node-port",
         "load-balancer: KUBE-LOAD-BALANCER-LOCAL dst,dst return",
         "load-balancer: jump mark-for-masquerade",
@@ -187,18 +193,18 @@ fn the_whole_v4_table() {
 fn the_v6_table_uses_v6_sets_and_loopback() {
     let d = with(|c| c.masquerade_all = true);
     let lines = rule_lines(table(&d, IpFamily::V6));
-    assert_eq!(lines.len(), 33);
+    assert_eq!(lines.len(), 34);
     assert_eq!(lines[0], "services: ip6 saddr ::1 return");
     assert_eq!(
         lines[2],
         "services: KUBE-6-CLUSTER-IP dst,dst jump mark-for-masquerade"
     );
     assert_eq!(
-        lines[12],
+        lines[13],
         "node-port: meta l4proto sctp KUBE-6-NODE-PORT-LOCAL-SCTP-HAS dst,dst return"
     );
     assert_eq!(
-        lines[20],
+        lines[21],
         "source-ranges: KUBE-6-LOAD-BALANCER-SOURCE-CID dst,dst,src return"
     );
     // Every set a v6 rule names is a v6 set.
@@ -250,7 +256,7 @@ fn without_cluster_cidr_no_cluster_ip_traffic_is_marked() {
         assert!(cluster_ip_rules(table(&d, family)).is_empty());
         // The rest of the services chain is still there.
         let t = table(&d, family);
-        assert_eq!(t.rules.iter().filter(|r| r.chain == "services").count(), 5);
+        assert_eq!(t.rules.iter().filter(|r| r.chain == "services").count(), 6);
     }
 }
 
@@ -350,6 +356,7 @@ fn several_cluster_cidrs_of_one_family_return_then_mark() {
             "KUBE-CLUSTER-IP",
             "KUBE-EXTERNAL-IP",
             "KUBE-EXTERNAL-IP-LOCAL",
+            "KUBE-CLUSTER-IP",
             "-"
         ]
     );
@@ -388,9 +395,11 @@ fn chains_and_set_references() {
             ("filter-output", Some((NfHook::LocalOut, -110))),
         ]
     );
-    // Every one of the 17 v6 sets is used by some rule.
+    // Every v6 set is used by some rule, but KUBE-6-NODE-PORT-IPS, which
+    // only records which node-port virtual services are ours.
     let mut all_v6: Vec<&str> = SetRole::ALL
         .iter()
+        .filter(|role| **role != SetRole::NodePortIps)
         .map(|role| role.set_name(IpFamily::V6))
         .collect();
     all_v6.sort_unstable();
@@ -416,7 +425,7 @@ fn rendering_resolves_set_indexes() {
     let t = table(&d, IpFamily::V4);
     let idx = indexes();
     let contents = t.contents(&idx).unwrap();
-    assert_eq!(contents.len(), 12 + 33);
+    assert_eq!(contents.len(), 12 + 34);
     assert!(contents[..12]
         .iter()
         .all(|m| matches!(m.body, NftBody::NewChain(_))));

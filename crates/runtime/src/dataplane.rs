@@ -50,6 +50,9 @@ pub struct ApplyReport {
     pub failed: usize,
     /// Steps not attempted because an earlier step they depend on failed.
     pub skipped: usize,
+    /// Failed steps that belong to no service (sets, tables): the node's
+    /// own health, unlike a failure of one service.
+    pub node_wide_failed: usize,
     /// Service ports with a failed step (retried on the next sync).
     pub failed_owners: BTreeSet<ServicePortName>,
     /// Sets were created: the plan must be made again with their indexes
@@ -108,12 +111,12 @@ impl Dataplane {
     /// Also repairs what the reading depends on: a deleted `kube-ipvs0` is
     /// created again, changed sysctls are set again.
     ///
-    /// A virtual service is ours when the kernel says so
-    /// ([`Observed::claims`]: its address is on `kube-ipvs0`, or our sets
-    /// list it — the planner deletes those entries only after the virtual
-    /// service), or when `desired` wants exactly its key or its address
-    /// bound to `kube-ipvs0`; anything else in the IPVS table belongs to
-    /// someone else and is never touched.
+    /// A virtual service is ours when one of our sets lists its exact
+    /// `address,protocol:port` ([`Observed::claimed`]; the planner adds
+    /// those entries before the virtual service and deletes them after
+    /// it). Anything else in the IPVS table belongs to someone else and is
+    /// never touched; one at a key `desired` wants is recorded in
+    /// [`Observed::foreign`] so the planner leaves it alone.
     pub async fn observe(&mut self, desired: &Desired) -> Result<Observed> {
         self.set_sysctls()?;
         let link_index = self.links.ensure_dummy(DUMMY_LINK).await?;
@@ -128,18 +131,16 @@ impl Dataplane {
             ..Observed::default()
         };
         self.read_sets(&mut observed).await?;
-        let services: Vec<_> = self
-            .ipvs
-            .services()
-            .await?
-            .into_iter()
-            .filter(|service| {
-                let key = VirtualServiceKey(service.key);
-                observed.claims(&key)
-                    || desired.virtual_services.contains_key(&key)
-                    || key.addr().is_some_and(|a| desired.addresses.contains(&a))
-            })
-            .collect();
+        let claimed = observed.claimed();
+        let mut services = Vec::new();
+        for service in self.ipvs.services().await? {
+            let key = VirtualServiceKey(service.key);
+            if claimed.contains(&key) {
+                services.push(service);
+            } else if desired.virtual_services.contains_key(&key) {
+                observed.foreign.insert(key);
+            }
+        }
         let keys: Vec<_> = services.iter().map(|s| s.key).collect();
         let destinations = self.ipvs.destinations_of(&keys).await;
         for (service, destinations) in services.into_iter().zip(destinations) {
@@ -372,8 +373,8 @@ impl Dataplane {
     }
 
     /// Removes everything kube-ipvs created, and nothing else: its
-    /// nf_tables tables, its IPVS services (on `kube-ipvs0`'s addresses or
-    /// listed in its sets), the link itself, then its ipsets (once no rule
+    /// nf_tables tables, its IPVS services (those its sets list), the link
+    /// itself, then its ipsets (once no rule
     /// references them).
     pub async fn cleanup(&mut self) -> Result<CleanupReport> {
         let mut report = CleanupReport::default();
@@ -385,20 +386,15 @@ impl Dataplane {
                 .await?;
             report.tables += 1;
         }
-        // Ours: the services on kube-ipvs0's addresses or listed in our
-        // sets (node ports, external and LB addresses, see
-        // `Observed::claims`).
-        let link_index = self.links.link_index(DUMMY_LINK).await?;
-        if let Some(index) = link_index {
-            observed.addresses = self.links.addresses(index).await?.into_iter().collect();
-        }
+        // Ours: the services our sets list (`Observed::claimed`).
         self.read_sets(&mut observed).await?;
+        let claimed = observed.claimed();
         let ours: Vec<IpvsChange> = self
             .ipvs
             .services()
             .await?
             .into_iter()
-            .filter(|s| observed.claims(&VirtualServiceKey(s.key)))
+            .filter(|s| claimed.contains(&VirtualServiceKey(s.key)))
             .map(|s| IpvsChange::DeleteService(s.key))
             .collect();
         for outcome in self.ipvs.apply(&ours).await {
@@ -411,7 +407,7 @@ impl Dataplane {
             })?;
             report.virtual_services += 1;
         }
-        if let Some(index) = link_index {
+        if let Some(index) = self.links.link_index(DUMMY_LINK).await? {
             self.links.delete_link(index).await?;
         }
         for name in observed.sets.keys() {
@@ -473,6 +469,7 @@ impl Run {
                     None => {
                         warn!(step = %step.action, %error, "failed; no address is bound until it succeeds");
                         self.node_failed = true;
+                        self.report.node_wide_failed += 1;
                     }
                 }
             }

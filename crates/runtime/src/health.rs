@@ -3,7 +3,9 @@
 //!
 //! Unhealthy means: a change was queued (the cluster or the node's
 //! addresses changed) longer than the timeout (2 × `--sync-period`) ago and
-//! no sync has fully succeeded since. Before the first successful sync the
+//! no sync has succeeded since. A sync whose only failures belong to
+//! single services (retried on their own) counts as a success here; one
+//! that errs, or fails a step no service owns, does not. Before the first successful sync the
 //! proxy counts as healthy, as kube-proxy's does while starting up.
 //! `/healthz` is also 503 while the node is being deleted (deletion
 //! timestamp, or the cluster autoscaler's `ToBeDeletedByClusterAutoscaler`
@@ -76,7 +78,10 @@ impl ProxyHealth {
         self.lock().oldest_queued.get_or_insert_with(Instant::now);
     }
 
-    /// A sync applied everything.
+    /// A sync applied everything but (perhaps) some services' steps: the
+    /// node as a whole is programmed. A failure confined to one service
+    /// does not count against the proxy's health (see `sync_loop`), as it
+    /// would drain the node for every other service.
     pub fn updated(&self) {
         let mut state = self.lock();
         state.oldest_queued = None;
@@ -100,7 +105,11 @@ impl ProxyHealth {
     /// The proxy's own health, without the node's eligibility (what the
     /// health-check node ports report as `serviceProxyHealthy`).
     pub fn is_healthy(&self) -> bool {
-        self.status_at(Instant::now()).healthy
+        self.is_healthy_at(Instant::now())
+    }
+
+    pub(crate) fn is_healthy_at(&self, now: Instant) -> bool {
+        self.status_at(now).healthy
     }
 
     pub fn node_eligible(&self) -> bool {

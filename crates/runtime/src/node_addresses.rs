@@ -9,7 +9,9 @@
 //!
 //! Kept current by rtnetlink notifications, not polling: each burst of
 //! notifications triggers one re-read of every address, and the loop is
-//! told only when the resulting set differs.
+//! told only when the resulting set differs. Without notifications (the
+//! socket cannot be opened, or receiving keeps failing) the addresses are
+//! re-read before every full resync instead.
 
 use std::{collections::BTreeSet, net::IpAddr, time::Duration};
 
@@ -19,10 +21,31 @@ use tracing::{debug, info, warn};
 
 use crate::{Result, DUMMY_LINK};
 
-/// The first wait before re-reading after a failed read; doubles up to
-/// [`LAST_RETRY`].
+/// The first wait after a failure (a read, or receiving notifications);
+/// doubles up to [`LAST_RETRY`] while the failures go on.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const LAST_RETRY: Duration = Duration::from_secs(30);
+
+/// Receiving notifications failed this many times in a row: the socket is
+/// given up, and the addresses are re-read on full resyncs instead (after
+/// about a minute and a half of backoff: 1 + 2 + 4 + 8 + 16 + 30 + 30 s).
+const RECEIVE_FAILURES_BEFORE_FALLBACK: u32 = 8;
+
+/// The wait before retrying after the `attempt`-th failure in a row
+/// (counted from 1): [`FIRST_RETRY`], doubling, capped at [`LAST_RETRY`].
+fn retry_after(attempt: u32) -> Duration {
+    let factor = 1u32
+        .checked_shl(attempt.saturating_sub(1))
+        .unwrap_or(u32::MAX);
+    FIRST_RETRY.saturating_mul(factor).min(LAST_RETRY)
+}
+
+/// After the `failures`-th failure in a row to receive notifications: how
+/// long to pause before re-reading the addresses, or `None` to give up on
+/// notifications.
+fn after_receive_failure(failures: u32) -> Option<Duration> {
+    (failures < RECEIVE_FAILURES_BEFORE_FALLBACK).then(|| retry_after(failures))
+}
 
 /// The node addresses among `all`, given the index of `kube-ipvs0` (if it
 /// exists).
@@ -76,17 +99,23 @@ impl AddressReader {
     }
 }
 
+/// What the follower task hands back when it gives up on notifications.
+type Fallback = (AddressReader, watch::Sender<BTreeSet<IpAddr>>);
+
 /// How the set is kept current.
 enum Refresh {
-    /// A background task follows the address notifications.
-    Notified(JoinHandle<()>),
-    /// The notification socket could not be opened: the loop re-reads the
-    /// addresses before every full resync instead (changes then take up to
-    /// `--sync-period` to show).
+    /// A background task follows the address notifications; it ends (with
+    /// the reader and the sender) if receiving them keeps failing.
+    Notified(JoinHandle<Fallback>),
+    /// No notifications (the socket could not be opened, or the follower
+    /// gave it up): the loop re-reads the addresses before every full
+    /// resync instead (changes then take up to `--sync-period` to show).
     OnFullResync {
         reader: AddressReader,
         sender: watch::Sender<BTreeSet<IpAddr>>,
     },
+    /// The follower task panicked: the last set stays.
+    Stopped,
 }
 
 /// The node's addresses, kept current.
@@ -127,8 +156,8 @@ impl NodeAddresses {
     /// notifications.
     pub async fn changed(&mut self) {
         if self.current.changed().await.is_err() {
-            // The sender is gone (the follower task ended): nothing will
-            // change any more.
+            // The sender is gone (the follower task panicked): nothing
+            // will change any more.
             std::future::pending::<()>().await;
         }
     }
@@ -136,9 +165,28 @@ impl NodeAddresses {
     /// Without notifications, re-reads the addresses (a failure is logged
     /// and the last set kept); with them, nothing to do.
     pub async fn before_full_resync(&mut self) {
+        self.take_over_from_a_stopped_follower().await;
         if let Refresh::OnFullResync { reader, sender } = &mut self.refresh {
             if let Err(error) = reader.publish(sender).await {
                 warn!(%error, "re-reading the node's addresses failed; keeping the last ones");
+            }
+        }
+    }
+
+    /// If the follower task gave up on notifications, its reader and
+    /// sender now serve the re-reads on full resyncs.
+    async fn take_over_from_a_stopped_follower(&mut self) {
+        let finished = matches!(&self.refresh, Refresh::Notified(task) if task.is_finished());
+        if !finished {
+            return;
+        }
+        if let Refresh::Notified(task) = std::mem::replace(&mut self.refresh, Refresh::Stopped) {
+            // Finished: the output is there, this does not wait.
+            match task.await {
+                Ok((reader, sender)) => self.refresh = Refresh::OnFullResync { reader, sender },
+                Err(error) => {
+                    warn!(%error, "the address follower stopped; the node's addresses stay as they are");
+                }
             }
         }
     }
@@ -154,26 +202,42 @@ impl Drop for NodeAddresses {
 
 /// Re-reads the addresses after every burst of notifications; a failed
 /// read is retried with backoff (notifications arriving meanwhile are
-/// covered by the retry).
+/// covered by the retry). Gives the reader and the sender back if
+/// receiving notifications keeps failing.
 async fn follow(
     mut events: AddressEvents,
     mut reader: AddressReader,
     sender: watch::Sender<BTreeSet<IpAddr>>,
-) {
+) -> Fallback {
+    let mut receive_failures = 0;
     loop {
-        if let Err(error) = events.changed().await {
+        match events.changed().await {
+            Ok(()) => receive_failures = 0,
             // Not a lost notification (that is a change); some other
-            // socket error. Re-read anyway, after a pause so an error that
-            // repeats cannot spin.
-            warn!(%error, "receiving address notifications failed");
-            tokio::time::sleep(FIRST_RETRY).await;
+            // socket error. Re-read anyway (a change may be behind it),
+            // after a pause that grows so an error that repeats cannot
+            // spin, until it has repeated long enough to give up.
+            Err(error) => {
+                receive_failures += 1;
+                let Some(pause) = after_receive_failure(receive_failures) else {
+                    warn!(
+                        %error,
+                        failures = receive_failures,
+                        "receiving address notifications keeps failing; node addresses are re-read on every full resync instead"
+                    );
+                    return (reader, sender);
+                };
+                warn!(%error, retry_in = ?pause, "receiving address notifications failed");
+                tokio::time::sleep(pause).await;
+            }
         }
         debug!("address notification");
-        let mut retry = FIRST_RETRY;
+        let mut attempt = 0;
         while let Err(error) = reader.publish(&sender).await {
+            attempt += 1;
+            let retry = retry_after(attempt);
             warn!(%error, retry_in = ?retry, "re-reading the node's addresses failed");
             tokio::time::sleep(retry).await;
-            retry = (retry * 2).min(LAST_RETRY);
         }
     }
 }
@@ -193,6 +257,36 @@ mod tests {
 
     fn ips(list: &[&str]) -> BTreeSet<IpAddr> {
         list.iter().map(|ip| ip.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn retries_double_up_to_thirty_seconds() {
+        let seconds: Vec<u64> = (1..=8).map(|n| retry_after(n).as_secs()).collect();
+        assert_eq!(seconds, [1, 2, 4, 8, 16, 30, 30, 30]);
+        // No overflow however long the failures go on.
+        assert_eq!(retry_after(40), LAST_RETRY);
+        assert_eq!(retry_after(u32::MAX), LAST_RETRY);
+    }
+
+    #[test]
+    fn notifications_are_given_up_after_repeated_receive_failures() {
+        let schedule: Vec<Option<u64>> = (1..=9)
+            .map(|n| after_receive_failure(n).map(|pause| pause.as_secs()))
+            .collect();
+        assert_eq!(
+            schedule,
+            [
+                Some(1),
+                Some(2),
+                Some(4),
+                Some(8),
+                Some(16),
+                Some(30),
+                Some(30),
+                None,
+                None
+            ]
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::{
 use kipvs_cluster::Snapshot;
 use kipvs_netlink::{Counters, CountersSnapshot};
 use kipvs_planner::{
-    desired, draining, plan, retiring, HealthCheck, NodeConfig, Observed, Warning,
+    conflicts, desired, draining, plan, retiring, HealthCheck, NodeConfig, Observed, Warning,
 };
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -37,6 +37,9 @@ pub struct SyncOutcome {
     pub full: bool,
     pub steps: usize,
     pub failed: usize,
+    /// Failed steps that belong to no service (see
+    /// [`crate::ApplyReport::node_wide_failed`]).
+    pub node_wide_failed: usize,
     pub messages: CountersSnapshot,
     /// Real servers draining at weight 0 after this sync.
     pub draining: usize,
@@ -119,7 +122,6 @@ impl Syncer {
         let before = self.dataplane.counters().snapshot();
         let node = self.node_config(snapshot);
         let desired = desired(&snapshot.services, &snapshot.endpoint_slices, &node);
-        self.log_new_warnings(&desired.warnings);
         let full = full || self.observed.is_none() || std::mem::take(&mut self.observed_stale);
         // The counters count as read when the reading starts: one that
         // fails is retried with the next refresh (or the loop's backoff),
@@ -129,6 +131,11 @@ impl Syncer {
             self.observed = Some(self.dataplane.observe(&desired).await?);
             self.last_full = Instant::now();
         }
+        let mut warnings = desired.warnings.clone();
+        if let Some(observed) = &self.observed {
+            warnings.extend(conflicts(&desired, observed));
+        }
+        self.log_new_warnings(&warnings);
         let observed = self.observed.as_mut().expect("observed above");
         if !full {
             // Fresh connection counters where they decide something: the
@@ -148,6 +155,7 @@ impl Syncer {
         let expired = self.drain.expired(Instant::now());
         let mut steps = 0;
         let mut failed = 0;
+        let mut node_wide_failed = 0;
         let mut conntrack_deleted = 0;
         // Twice at most: creating sets gives them kernel indexes, and only
         // then can the table that references them be planned.
@@ -162,6 +170,7 @@ impl Syncer {
             let report = self.dataplane.apply(&plan, observed).await;
             steps += plan.steps.len();
             failed += report.failed;
+            node_wide_failed += report.node_wide_failed;
             conntrack_deleted += report.conntrack_deleted;
             if report.drift_seen {
                 // The kernel held something the cache did not know about:
@@ -199,6 +208,7 @@ impl Syncer {
             full,
             steps,
             failed,
+            node_wide_failed,
             messages,
             draining: self.drain.len(),
             conntrack_deleted,

@@ -15,6 +15,9 @@
 //!   instant ([`Syncer::next_wakeup`]) to re-read their connections.
 //! - After each sync the health-check node ports are made to match the
 //!   desired state, and the proxy's health is reported ([`ProxyHealth`]).
+//!   Only a node-wide failure counts against it: one service the kernel
+//!   refuses (a scheduler whose module is missing) is retried, but does
+//!   not make load balancers drain the node for every other service.
 
 use std::{future::Future, pin::Pin, time::Duration};
 
@@ -27,7 +30,7 @@ use crate::{
     health::ProxyHealth,
     health_check::HealthCheckServers,
     node_addresses::NodeAddresses,
-    sync::{SyncConfig, Syncer},
+    sync::{SyncConfig, SyncOutcome, Syncer},
     Result, RuntimeError,
 };
 
@@ -73,23 +76,25 @@ pub async fn run(
         // A sync that cannot read the kernel back (a dump lost to ENOBUFS, a
         // sysctl that cannot be written) is retried like a failed step: the
         // daemon keeps running and the kernel keeps its last good state.
-        let failed = match syncer.sync(&snapshot, full).await {
+        let result = match syncer.sync(&snapshot, full).await {
             Ok(outcome) => {
                 health_checks.update(&outcome.health_checks).await;
-                outcome.failed
+                SyncResult::of(&outcome)
             }
             Err(error) => {
                 warn!(%error, "sync failed; retrying with a full resync");
-                1
+                SyncResult::NodeFailed
             }
         };
-        let next_full = if failed > 0 {
+        if result.healthy() {
+            health.updated();
+        }
+        let next_full = if result.retry() {
             let at = started + retry;
             retry = (retry * 2).min(config.sync_period);
             syncer.force_full_resync();
             at
         } else {
-            health.updated();
             retry = FIRST_RETRY;
             syncer.next_full_resync()
         };
@@ -120,6 +125,47 @@ pub async fn run(
     }
 }
 
+/// What a sync's failures mean for the loop and for the proxy's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SyncResult {
+    /// Everything planned was applied.
+    Applied,
+    /// Steps of some services failed (each logged with its service): those
+    /// services are retried with backoff, but everything else is in place,
+    /// so the proxy stays healthy. Otherwise one service the kernel always
+    /// refuses would turn `/healthz` and every health-check node port to
+    /// 503, and load balancers would drain the node for all its services.
+    ServicesFailed,
+    /// The sync could not run (the kernel could not be read back, a sysctl
+    /// could not be written) or a step no single service owns failed (a
+    /// set, the nftables table, an address): the node as a whole is not
+    /// programmed, which is what proxy health reports.
+    NodeFailed,
+}
+
+impl SyncResult {
+    fn of(outcome: &SyncOutcome) -> SyncResult {
+        if outcome.node_wide_failed > 0 {
+            SyncResult::NodeFailed
+        } else if outcome.failed > 0 {
+            SyncResult::ServicesFailed
+        } else {
+            SyncResult::Applied
+        }
+    }
+
+    /// Whether the next sync comes early (with backoff) and reads the
+    /// kernel back.
+    fn retry(self) -> bool {
+        self != SyncResult::Applied
+    }
+
+    /// Whether the queued changes count as applied for the proxy's health.
+    fn healthy(self) -> bool {
+        self != SyncResult::NodeFailed
+    }
+}
+
 /// SIGTERM: stop syncing, leave the kernel as it is.
 fn stopping() -> Result<()> {
     info!("shutting down; the kernel state stays in place");
@@ -139,5 +185,59 @@ async fn sleep_until_some(at: Option<Instant>) {
     match at {
         Some(at) => sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(failed: usize, node_wide_failed: usize) -> SyncOutcome {
+        SyncOutcome {
+            steps: 10,
+            failed,
+            node_wide_failed,
+            ..SyncOutcome::default()
+        }
+    }
+
+    #[test]
+    fn only_node_wide_failures_count_against_proxy_health() {
+        let applied = SyncResult::of(&outcome(0, 0));
+        assert_eq!(applied, SyncResult::Applied);
+        assert!(applied.healthy());
+        assert!(!applied.retry());
+        // One service the kernel refuses (say its scheduler's module is
+        // missing): retried, and the proxy stays healthy.
+        let service = SyncResult::of(&outcome(1, 0));
+        assert_eq!(service, SyncResult::ServicesFailed);
+        assert!(service.healthy());
+        assert!(service.retry());
+        // A set or the table failed too: the node is not programmed.
+        let node = SyncResult::of(&outcome(3, 1));
+        assert_eq!(node, SyncResult::NodeFailed);
+        assert!(!node.healthy());
+        assert!(node.retry());
+        // A sync that errors out is node-wide (see `run`).
+        assert!(!SyncResult::NodeFailed.healthy());
+    }
+
+    #[test]
+    fn a_service_failure_keeps_the_proxy_healthy_past_the_timeout() {
+        let timeout = Duration::from_secs(60);
+        // A change is queued, a sync reports the way `run` does, and the
+        // health is read twice the timeout later.
+        let after = |result: SyncResult| {
+            let health = ProxyHealth::new(timeout);
+            health.updated();
+            health.queued();
+            if result.healthy() {
+                health.updated();
+            }
+            health.is_healthy_at(Instant::now() + timeout * 2)
+        };
+        assert!(after(SyncResult::of(&outcome(0, 0))));
+        assert!(after(SyncResult::of(&outcome(2, 0))));
+        assert!(!after(SyncResult::of(&outcome(2, 1))));
     }
 }
