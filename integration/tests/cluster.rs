@@ -271,6 +271,34 @@ fn load_balancer_source_ranges_admit_only_listed_clients() {
         http_from(&cluster.other_client, "192.168.50.10:30082").is_some(),
         "the source ranges must not guard the node port"
     );
+    // No range covers node-a: its own connections to the LB address are
+    // dropped too (IPVS takes them in LOCAL_OUT, so `filter-output` checks
+    // them first).
+    assert_eq!(
+        cluster.nft_chain(NODE_A, Family::V4, "filter-output"),
+        vec!["xt match set jump source-ranges"]
+    );
+    assert!(
+        !tcp_connects(&cluster.nodes[NODE_A].netns, "192.168.60.20:80"),
+        "node-a reached an LB address whose ranges do not cover it"
+    );
+
+    // A range that covers node-a: the node reaches its LB address (from
+    // that address, hence the SOURCE-IP entry); .101 still does not.
+    let covering = ServiceObject::cluster_ip("covering", &["10.96.0.41"], 80)
+        .load_balancer(30083, &["192.168.60.21"])
+        .source_ranges(&["192.168.50.100/32", "192.168.50.10/32"]);
+    create(&cluster, &covering, &v4(&cluster, &["a1", "b1"]));
+    cluster.route_via(&cluster.other_client, "192.168.60.21/32", NODE_A);
+    cluster.wait_for_set_entries(
+        NODE_A,
+        &["add KUBE-LOAD-BALANCER-SOURCE-IP 192.168.60.21,tcp:80,192.168.60.21"],
+    );
+    assert!(
+        http_from(&cluster.nodes[NODE_A].netns, "192.168.60.21:80").is_some(),
+        "node-a, covered by a range, could not reach its LB address"
+    );
+    assert!(!tcp_connects(&cluster.other_client, "192.168.60.21:80"));
 }
 
 /// externalIPs: reachable from outside through the node the client routes
