@@ -276,7 +276,10 @@ fn load_balancer_source_ranges_admit_only_listed_clients() {
     // them first).
     assert_eq!(
         cluster.nft_chain(NODE_A, Family::V4, "filter-output"),
-        vec!["xt match set jump source-ranges"]
+        vec![
+            "type filter hook output priority -110; policy accept;",
+            "xt match set jump source-ranges"
+        ]
     );
     assert!(
         !tcp_connects(&cluster.nodes[NODE_A].netns, "192.168.60.20:80"),

@@ -114,9 +114,10 @@ impl Dataplane {
     /// A virtual service is ours when one of our sets lists its exact
     /// `address,protocol:port` ([`Observed::claimed`]; the planner adds
     /// those entries before the virtual service and deletes them after
-    /// it). Anything else in the IPVS table belongs to someone else and is
-    /// never touched; one at a key `desired` wants is recorded in
-    /// [`Observed::foreign`] so the planner leaves it alone.
+    /// it), or when `desired` wants its key and its address is on
+    /// `kube-ipvs0`. Anything else in the IPVS table belongs to someone
+    /// else and is never touched; one at a key `desired` wants is recorded
+    /// in [`Observed::foreign`] so the planner leaves it alone.
     pub async fn observe(&mut self, desired: &Desired) -> Result<Observed> {
         self.set_sysctls()?;
         let link_index = self.links.ensure_dummy(DUMMY_LINK).await?;
@@ -135,9 +136,14 @@ impl Dataplane {
         let mut services = Vec::new();
         for service in self.ipvs.services().await? {
             let key = VirtualServiceKey(service.key);
-            if claimed.contains(&key) {
+            let wanted = desired.virtual_services.contains_key(&key);
+            // kube-ipvs0 is kube-ipvs's own link: a wanted key on an
+            // address bound there is ours even when its claiming entry was
+            // lost (someone flushed KUBE-CLUSTER-IP); it gets it back.
+            let on_our_link = key.addr().is_some_and(|a| observed.addresses.contains(&a));
+            if claimed.contains(&key) || (wanted && on_our_link) {
                 services.push(service);
-            } else if desired.virtual_services.contains_key(&key) {
+            } else if wanted {
                 observed.foreign.insert(key);
             }
         }
