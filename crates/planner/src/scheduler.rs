@@ -93,15 +93,17 @@ impl Scheduling {
     }
 }
 
-/// With `mh`, a real server at weight 0 (draining) still gets new
-/// connections unless `mh-fallback` is set (the kernel's `ip_vs_mh`
-/// treats weight 0 as "overloaded" only with the fallback flag), so
-/// kube-ipvs always sets it, unlike kube-proxy (kubernetes#138688).
+/// The hashing schedulers keep hashing clients to a real server at weight
+/// 0 (draining): `ip_vs_mh` and `ip_vs_sh` then find it "unavailable" and,
+/// without their fallback flag, answer "no destination available" — the
+/// client is refused instead of sent to another real server. kube-ipvs
+/// drains every removed TCP real server at weight 0, so it always sets
+/// `mh-fallback` / `sh-fallback`, unlike kube-proxy (kubernetes#138688).
 fn with_required_flags(scheduler: &str, flags: ServiceFlags) -> ServiceFlags {
-    if scheduler == "mh" {
-        flags | ServiceFlags(IP_VS_SVC_F_SCHED_MH_FALLBACK)
-    } else {
-        flags
+    match scheduler {
+        "mh" => flags | ServiceFlags(IP_VS_SVC_F_SCHED_MH_FALLBACK),
+        "sh" => flags | ServiceFlags(IP_VS_SVC_F_SCHED_SH_FALLBACK),
+        _ => flags,
     }
 }
 

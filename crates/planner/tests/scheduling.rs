@@ -161,7 +161,12 @@ fn client_ip_affinity_is_persistence_on_every_virtual_service() {
         },
     }))];
     let d = desired(&services, &[], &node());
-    assert_eq!(options(&d), each("sh", IP_VS_SVC_F_PERSISTENT | 0x10, 600));
+    // sh-port as asked, sh-fallback always (a draining real server must
+    // not refuse the clients hashed to it).
+    assert_eq!(
+        options(&d),
+        each("sh", IP_VS_SVC_F_PERSISTENT | 0x08 | 0x10, 600)
+    );
 }
 
 #[test]
