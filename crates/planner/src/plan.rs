@@ -136,7 +136,7 @@ impl fmt::Display for RealServerKey {
             f,
             "{} of {}",
             std::net::SocketAddr::new(self.addr, self.port),
-            ServiceKeyDisplay(&self.service.key())
+            self.service
         )
     }
 }
@@ -531,55 +531,37 @@ fn destination_differs(desired: &Destination, observed: &Destination) -> bool {
 }
 
 /// The service port of each observed virtual service, from the comments
-/// we wrote on the entries of the sets that list them: `KUBE-CLUSTER-IP`,
-/// and the sets that claim virtual services (`addr,proto:port` entries;
-/// node-port bitmaps by protocol and port).
+/// we wrote on the `addr,proto:port` entries of the sets that claim virtual
+/// services (`KUBE-CLUSTER-IP`, `KUBE-NODE-PORT-IPS`, …).
 struct ObservedOwners {
     by_tuple: BTreeMap<(IpAddr, u8, u16), ServicePortName>,
-    /// `(family, IP protocol number, port)`.
-    by_node_port: BTreeMap<(IpFamily, u8, u16), ServicePortName>,
 }
 
 impl ObservedOwners {
     fn read(observed: &Observed) -> Self {
-        let mut owners = ObservedOwners {
-            by_tuple: BTreeMap::new(),
-            by_node_port: BTreeMap::new(),
-        };
+        let mut by_tuple = BTreeMap::new();
         let roles = SetRole::ALL
             .into_iter()
-            .filter(|role| *role == SetRole::ClusterIp || role.claims_virtual_services());
+            .filter(|role| role.claims_virtual_services());
         for role in roles {
             for family in IpFamily::ALL {
                 let Some(info) = observed.sets.get(role.set_name(family)) else {
                     continue;
                 };
                 for entry in &info.entries {
-                    let Some(owner) = entry
+                    let owner = entry
                         .comment
                         .as_deref()
-                        .and_then(ServicePortName::from_comment)
-                    else {
-                        continue;
-                    };
-                    match (entry.ip, entry.proto, entry.port, role) {
-                        (Some(ip), Some(proto), Some(port), _) => {
-                            owners.by_tuple.entry((ip, proto, port)).or_insert(owner);
-                        }
-                        (None, _, Some(port), SetRole::NodePortTcp) => {
-                            let key = (family, ip_proto(Protocol::Tcp), port);
-                            owners.by_node_port.entry(key).or_insert(owner);
-                        }
-                        (None, _, Some(port), SetRole::NodePortUdp) => {
-                            let key = (family, ip_proto(Protocol::Udp), port);
-                            owners.by_node_port.entry(key).or_insert(owner);
-                        }
-                        _ => {}
+                        .and_then(ServicePortName::from_comment);
+                    if let (Some(owner), Some(ip), Some(proto), Some(port)) =
+                        (owner, entry.ip, entry.proto, entry.port)
+                    {
+                        by_tuple.entry((ip, proto, port)).or_insert(owner);
                     }
                 }
             }
         }
-        owners
+        ObservedOwners { by_tuple }
     }
 
     /// The first service port (by protocol and port) on `addr`.
@@ -600,26 +582,14 @@ impl ObservedOwners {
         else {
             return None;
         };
-        let proto = ip_proto(protocol);
-        self.by_tuple
-            .get(&(addr, proto, port))
-            .or_else(|| self.by_node_port.get(&(IpFamily::of(&addr), proto, port)))
-    }
-}
-
-/// `tcp 10.96.0.10:80`, `fwmark 7 (2)`.
-struct ServiceKeyDisplay<'a>(&'a ServiceKey);
-
-impl fmt::Display for ServiceKeyDisplay<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&VirtualServiceKey(*self.0), f)
+        self.by_tuple.get(&(addr, ip_proto(protocol), port))
     }
 }
 
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let key =
-            |f: &mut fmt::Formatter<'_>, key: &ServiceKey| write!(f, "{}", ServiceKeyDisplay(key));
+            |f: &mut fmt::Formatter<'_>, key: &ServiceKey| write!(f, "{}", VirtualServiceKey(*key));
         match self {
             Action::CreateSet {
                 name,
