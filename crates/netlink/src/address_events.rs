@@ -15,7 +15,7 @@ use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, AsyncSocket, AsyncSocketExt, TokioSocket};
 
-use crate::{Counters, Error, Family, MessageKind, Result};
+use crate::{exchange::datagram_messages, Counters, Error, Family, MessageKind, Result};
 
 /// Counted kinds of received notifications (kept apart from the replies
 /// to our own `GETADDR` dumps, which are counted as `NEWADDR`).
@@ -101,29 +101,26 @@ impl AddressEvents {
 }
 
 /// The counted kind of every netlink message in a notification datagram.
-fn notification_kinds(mut bytes: &[u8]) -> Vec<&'static str> {
-    let mut kinds = Vec::new();
-    while bytes.len() >= 16 {
-        let length = u32::from_ne_bytes(bytes[..4].try_into().expect("4 bytes")) as usize;
-        if length < 16 || length > bytes.len() {
-            kinds.push("undecodable");
-            break;
-        }
-        let kind = match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes[..length]) {
-            Ok(message) => match message.payload {
-                NetlinkPayload::InnerMessage(inner) => match inner.kind() {
+fn notification_kinds(bytes: &[u8]) -> Vec<&'static str> {
+    datagram_messages(bytes)
+        .map(|message| {
+            let Ok(message) = message else {
+                return "undecodable";
+            };
+            match NetlinkMessage::<RouteNetlinkMessage>::deserialize(message) {
+                Ok(NetlinkMessage {
+                    payload: NetlinkPayload::InnerMessage(inner),
+                    ..
+                }) => match inner.kind() {
                     "NEWADDR" => NOTIFIED_NEWADDR,
                     "DELADDR" => NOTIFIED_DELADDR,
                     _ => NOTIFIED_OTHER,
                 },
-                _ => NOTIFIED_OTHER,
-            },
-            Err(_) => "undecodable",
-        };
-        kinds.push(kind);
-        bytes = &bytes[((length + 3) & !3).min(bytes.len())..];
-    }
-    kinds
+                Ok(_) => NOTIFIED_OTHER,
+                Err(_) => "undecodable",
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -203,18 +203,14 @@ where
 
     /// Feeds one datagram from the kernel. Messages for unknown sequence
     /// numbers (left over from an earlier, abandoned exchange) are ignored.
-    pub fn on_datagram(&mut self, mut bytes: &[u8], counters: &Counters) {
-        while bytes.len() >= 16 {
-            let Ok(buffer) = NetlinkBuffer::new_checked(bytes) else {
+    pub fn on_datagram(&mut self, bytes: &[u8], counters: &Counters) {
+        for message_bytes in datagram_messages(bytes) {
+            let Ok(message_bytes) = message_bytes else {
                 return;
             };
-            let length = buffer.length() as usize;
+            let buffer = NetlinkBuffer::new(message_bytes);
             let seq = buffer.sequence_number();
             let flags = buffer.flags();
-            let message_bytes = &bytes[..length];
-            // Messages are 4-byte aligned inside a datagram; the last one may
-            // end without padding.
-            bytes = &bytes[((length + 3) & !3).min(bytes.len())..];
             let Some(&index) = self.by_seq.get(&seq) else {
                 counters.record_received(self.family, "stale");
                 continue;
@@ -365,6 +361,26 @@ fn ext_ack_message(flags: u16, after_code: &[u8]) -> Option<String> {
         tlvs = tlvs.get((len + 3) & !3..).unwrap_or(&[]);
     }
     None
+}
+
+/// The messages of one netlink datagram, each as its own bytes. Messages
+/// are 4-byte aligned inside a datagram; the last one may end without
+/// padding. A header that does not fit (a truncated or garbled datagram)
+/// yields one `Err` and ends the iteration.
+pub(crate) fn datagram_messages(mut bytes: &[u8]) -> impl Iterator<Item = Result<&[u8], ()>> {
+    std::iter::from_fn(move || {
+        if bytes.len() < 16 {
+            return None;
+        }
+        let Ok(buffer) = NetlinkBuffer::new_checked(bytes) else {
+            bytes = &[];
+            return Some(Err(()));
+        };
+        let length = buffer.length() as usize;
+        let message = &bytes[..length];
+        bytes = &bytes[((length + 3) & !3).min(bytes.len())..];
+        Some(Ok(message))
+    })
 }
 
 #[cfg(test)]
