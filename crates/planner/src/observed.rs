@@ -5,7 +5,7 @@ use std::{
     net::IpAddr,
 };
 
-use kipvs_packet_ipset::SetInfo;
+use kipvs_packet_ipset::{Entry, SetInfo};
 use kipvs_packet_ipvs::{Destination, Protocol, Service};
 use kipvs_packet_nftables::NftMessage;
 
@@ -65,14 +65,7 @@ impl Observed {
                 let Some(set) = self.sets.get(role.set_name(family)) else {
                     continue;
                 };
-                for entry in &set.entries {
-                    if let (Some(addr), Some(proto), Some(port)) =
-                        (entry.ip, entry.proto, entry.port)
-                    {
-                        let protocol = Protocol::from(u16::from(proto));
-                        claimed.insert(VirtualServiceKey::tuple(addr, protocol, port));
-                    }
-                }
+                claimed.extend(set.entries.iter().filter_map(named_key));
             }
         }
         claimed
@@ -80,12 +73,17 @@ impl Observed {
 
     /// Whether a claiming set entry names a key another program's virtual
     /// service holds (adding it would make that service look like ours).
-    pub fn is_foreign(&self, entry: &kipvs_packet_ipset::Entry) -> bool {
-        match (entry.ip, entry.proto, entry.port) {
-            (Some(addr), Some(proto), Some(port)) => self.foreign.contains(
-                &VirtualServiceKey::tuple(addr, Protocol::from(u16::from(proto)), port),
-            ),
-            _ => false,
-        }
+    pub fn is_foreign(&self, entry: &Entry) -> bool {
+        named_key(entry).is_some_and(|key| self.foreign.contains(&key))
     }
+}
+
+/// The virtual service an `addr,proto:port` entry names.
+fn named_key(entry: &Entry) -> Option<VirtualServiceKey> {
+    let (addr, proto, port) = (entry.ip?, entry.proto?, entry.port?);
+    Some(VirtualServiceKey::tuple(
+        addr,
+        Protocol::from(u16::from(proto)),
+        port,
+    ))
 }
