@@ -48,7 +48,24 @@ pub struct NodeConfig {
     /// The node's zone label, for topology hints (see
     /// [`NodeConfig::with_node`]).
     pub zone: Option<String>,
+    /// `--ipvs-exclude-cidrs`: virtual services whose address is in one of
+    /// these ranges are never touched (not planned, not adopted, not
+    /// removed, also not by `--cleanup`).
+    pub exclude_cidrs: Vec<IpNet>,
+    /// `--max-service-addresses`: a Service with more externalIPs plus
+    /// load-balancer ingress IPs than this is skipped with a warning.
+    pub max_service_addresses: usize,
+    /// `--max-virtual-services`: the node-wide cap on virtual services; a
+    /// Service that would go past it is skipped with a warning.
+    pub max_virtual_services: usize,
 }
+
+/// Default of [`NodeConfig::max_service_addresses`]: far above what a real
+/// Service carries, low enough that one Service cannot exhaust memory.
+pub const DEFAULT_MAX_SERVICE_ADDRESSES: usize = 256;
+
+/// Default of [`NodeConfig::max_virtual_services`].
+pub const DEFAULT_MAX_VIRTUAL_SERVICES: usize = 200_000;
 
 impl NodeConfig {
     /// No cluster CIDR, no masquerade-all, the `rr` scheduler, no node
@@ -63,6 +80,9 @@ impl NodeConfig {
             local_addresses: BTreeSet::new(),
             primary_ips: Vec::new(),
             zone: None,
+            exclude_cidrs: Vec::new(),
+            max_service_addresses: DEFAULT_MAX_SERVICE_ADDRESSES,
+            max_virtual_services: DEFAULT_MAX_VIRTUAL_SERVICES,
         }
     }
 

@@ -31,7 +31,10 @@ mod targets;
 mod topology;
 
 pub use self::{
-    config::{NodeConfig, NodePortAddresses, ZONE_LABEL},
+    config::{
+        NodeConfig, NodePortAddresses, DEFAULT_MAX_SERVICE_ADDRESSES, DEFAULT_MAX_VIRTUAL_SERVICES,
+        ZONE_LABEL,
+    },
     desired::{desired, Desired, DesiredVirtualService, HealthCheck},
     key::{IpFamily, VirtualServiceKey},
     names::{ServicePortName, Warning},
