@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs inside the VM (hack/vm/run-suite.sh -> run.sh -> guest-env.sh):
-#   guest-suite.sh <results-dir> <test-binary>...
+#   guest-suite.sh <results-dir> <test-name-filter> <test-binary>...
+# (an empty filter runs every test)
 # Runs each integration test binary one test at a time (the tests share the
 # kernel's module state and sysctls), keeps each output in
 # <results-dir>/<binary>.log, and closes with the one summary line
@@ -10,7 +11,8 @@
 set -uo pipefail
 
 results="$1"
-shift
+filter="$2"
+shift 2
 
 export RUST_BACKTRACE=1
 passed=0
@@ -20,7 +22,7 @@ for bin in "$@"; do
   log="$results/$name.log"
   echo "=== $name"
   # A hung test must not eat CI's whole budget.
-  timeout --kill-after=10 1200 "$bin" --test-threads=1 2>&1 | tee "$log"
+  timeout --kill-after=10 1200 "$bin" --test-threads=1 ${filter:+"$filter"} 2>&1 | tee "$log"
   status=${PIPESTATUS[0]}
   result="$(grep -E '^test result: ' "$log" | tail -n 1)"
   if [[ -z "$result" ]]; then

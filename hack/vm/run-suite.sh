@@ -6,7 +6,15 @@
 #
 # Exit status: the suite's (0 only when every test passed), or 3 when the VM
 # never started the suite twice in a row (see hack/vm/run.sh).
+#
+# While developing, a subset runs in the same way:
+#   hack/vm/run-suite.sh [BINARY-NAME-PART [TEST-NAME-FILTER]]
+# e.g. `hack/vm/run-suite.sh daemon_resilience drift` runs only the tests of
+# integration/tests/daemon_resilience.rs whose names contain "drift".
 set -euo pipefail
+
+only_binary="${1:-}"
+test_filter="${2:-}"
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repo"
@@ -33,6 +41,14 @@ for line in sys.stdin:
         print(msg["executable"])
 '
 )
+if [[ -n "$only_binary" ]]; then
+  selected=()
+  for bin in "${binaries[@]}"; do
+    # Test executables are named <file>-<hash>.
+    [[ "$(basename "$bin")" == *"$only_binary"* ]] && selected+=("$bin")
+  done
+  binaries=("${selected[@]}")
+fi
 if ((${#binaries[@]} == 0)); then
   echo "e2e: no integration test binaries found under integration/tests/" >&2
   exit 1
@@ -41,7 +57,7 @@ printf 'e2e: test binary %s\n' "${binaries[@]#"$repo/"}"
 
 start=$SECONDS
 status=0
-KIPVS_VM_LABEL=e2e "$repo/hack/vm/run.sh" "$results" "$repo/hack/vm/guest-suite.sh" "$results" "${binaries[@]}" || status=$?
+KIPVS_VM_LABEL=e2e "$repo/hack/vm/run.sh" "$results" "$repo/hack/vm/guest-suite.sh" "$results" "$test_filter" "${binaries[@]}" || status=$?
 echo "e2e: VM boot + suite took $((SECONDS - start)) s; logs in ${results#"$repo/"}/"
 # Repeat the guest's closing line last, so it is the log's last word even if
 # the console interleaved it with the guest's shutdown messages.
