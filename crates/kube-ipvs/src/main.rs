@@ -75,7 +75,7 @@ async fn main() -> anyhow::Result<()> {
     let counters = Counters::default();
     if args.cleanup {
         let mut dataplane = Dataplane::open(counters).await?;
-        let report = dataplane.cleanup().await?;
+        let report = dataplane.cleanup(&[]).await?;
         tracing::info!(?report, "cleanup done");
         return Ok(());
     }

@@ -6,6 +6,7 @@ use std::{
     sync::Arc,
 };
 
+use ipnet::IpNet;
 use k8s_openapi::api::{core::v1::Service as K8sService, discovery::v1::EndpointSlice};
 use kipvs_packet_ipset::Entry;
 use kipvs_packet_ipvs::{Destination, Protocol, Service, ServiceFlags};
@@ -15,6 +16,7 @@ use crate::{
     endpoints::{Endpoint, EndpointIndex},
     k8s,
     key::{IpFamily, VirtualServiceKey},
+    limits::within_limits,
     names::{ServicePortName, Warning},
     service_ports::{PortSpec, ServiceView},
     sets::{DesiredSet, SetRole},
@@ -22,10 +24,25 @@ use crate::{
     targets::{PortTargets, ServiceTargets},
 };
 
+/// Which of a service's addresses a virtual service is on. It decides
+/// ownership: a cluster IP was allocated to the Service by the API server,
+/// so any virtual service at a wanted cluster-IP key is stale proxy state
+/// and kube-ipvs's to correct; external, load-balancer and node addresses
+/// are shared with the rest of the node and only what kube-ipvs's sets
+/// list is its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AddressKind {
+    ClusterIp,
+    NodePort,
+    ExternalIp,
+    LoadBalancer,
+}
+
 /// One IPVS virtual service with its real servers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredVirtualService {
     pub owner: ServicePortName,
+    pub kind: AddressKind,
     /// Key, scheduler, flags (scheduler flags, `persistent` for ClientIP
     /// affinity), timeout; the family's default netmask.
     pub service: Service,
@@ -50,6 +67,9 @@ pub struct Desired {
     /// type LoadBalancer with externalTrafficPolicy Local. The runtime
     /// serves one HTTP listener per port.
     pub health_checks: BTreeMap<u16, HealthCheck>,
+    /// `--ipvs-exclude-cidrs`: virtual services on these addresses are
+    /// neither planned nor adopted nor removed (see [`crate::ownership`]).
+    pub excluded: Vec<IpNet>,
 }
 
 /// What one health-check node port answers (kube-proxy's
@@ -117,7 +137,10 @@ pub fn desired(
         })
         .collect();
 
-    let mut builder = Builder::new(config, warnings);
+    let node_port_ips = config.node_port_ips();
+    let views = within_limits(views, config, &node_port_ips, &mut warnings);
+
+    let mut builder = Builder::new(config, node_port_ips, warnings);
     let targets: Vec<ServiceTargets> = views
         .iter()
         .map(|view| ServiceTargets::select(view, &endpoints, config))
@@ -151,10 +174,10 @@ pub(crate) struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
-    fn new(config: &'a NodeConfig, warnings: Vec<Warning>) -> Self {
+    fn new(config: &'a NodeConfig, node_port_ips: BTreeSet<IpAddr>, warnings: Vec<Warning>) -> Self {
         Builder {
             config,
-            node_port_ips: config.node_port_ips(),
+            node_port_ips,
             virtual_services: BTreeMap::new(),
             sets: IpFamily::ALL
                 .into_iter()
@@ -179,7 +202,7 @@ impl<'a> Builder<'a> {
             .iter()
             .filter(|ip| IpFamily::of(ip) == t.family)
         {
-            if self.add_virtual_service(view, t, ip, t.port.port, &t.internal) {
+            if self.add_virtual_service(view, t, AddressKind::ClusterIp, ip, t.port.port, &t.internal) {
                 self.add_entry(SetRole::ClusterIp, t, ip_port(ip, t.port));
                 self.bind(ip, &t.owner);
             }
@@ -194,11 +217,21 @@ impl<'a> Builder<'a> {
         &mut self,
         view: &ServiceView,
         t: &PortTargets,
+        kind: AddressKind,
         addr: IpAddr,
         port: u16,
         dests: &[Endpoint],
     ) -> bool {
         let key = VirtualServiceKey::tuple(addr, t.port.protocol, port);
+        if self.config.exclude_cidrs.iter().any(|cidr| cidr.contains(&addr)) {
+            let reason = format!(
+                "{} {} is in --ipvs-exclude-cidrs; left alone",
+                t.port.protocol,
+                SocketAddr::new(addr, port)
+            );
+            self.warnings.push(Warning::new(&view.object, reason));
+            return false;
+        }
         if let Some(existing) = self.virtual_services.get(&key) {
             if existing.owner != t.owner {
                 let reason = format!(
@@ -234,6 +267,7 @@ impl<'a> Builder<'a> {
             key,
             DesiredVirtualService {
                 owner: t.owner.clone(),
+                kind,
                 service,
                 destinations,
             },
@@ -244,7 +278,7 @@ impl<'a> Builder<'a> {
     /// `entry`, commented with the service port, in `role`'s set of `t`'s
     /// family.
     pub(crate) fn add_entry(&mut self, role: SetRole, t: &PortTargets, entry: Entry) {
-        let entry = entry.with_comment(t.owner.to_string());
+        let entry = entry.with_comment(t.owner.comment());
         self.set(role, t.family).insert(entry, &t.owner);
     }
 
@@ -275,7 +309,7 @@ impl<'a> Builder<'a> {
         self.warnings.sort_by(|a, b| a.object.cmp(&b.object));
         let bound = std::mem::take(&mut self.bound);
         for (addr, owner) in &bound {
-            let entry = Entry::ip(*addr).with_comment(owner.service());
+            let entry = Entry::ip(*addr).with_comment(owner.service_comment());
             self.set(SetRole::IpvsIps, IpFamily::of(addr))
                 .insert(entry, owner);
         }
@@ -289,6 +323,7 @@ impl<'a> Builder<'a> {
                 .collect(),
             warnings: self.warnings,
             health_checks: self.health_checks,
+            excluded: self.config.exclude_cidrs.clone(),
         }
     }
 }

@@ -9,7 +9,11 @@ use std::{
 use k8s_openapi::api::discovery::v1::{Endpoint as K8sEndpoint, EndpointSlice};
 use kipvs_packet_ipvs::Protocol;
 
-use crate::{k8s, key::IpFamily, names::Warning};
+use crate::{
+    k8s,
+    key::IpFamily,
+    names::{cut_at_char_boundary, ObjectWarnings, Warning},
+};
 
 /// `kubernetes.io/service-name`: which Service a slice is for.
 pub(crate) const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -175,15 +179,16 @@ fn view(
     object: &str,
     warnings: &mut Vec<Warning>,
 ) -> Option<SliceView> {
+    let mut warnings = ObjectWarnings::new(object, warnings);
     let family = match slice.address_type.as_str() {
         "IPv4" => IpFamily::V4,
         "IPv6" => IpFamily::V6,
         // Never used for Services with selectors; kube-proxy ignores it too.
         "FQDN" => return None,
         other => {
-            warnings.push(Warning::new(
-                object,
-                format!("unsupported addressType {other:?}"),
+            warnings.warn(format!(
+                "unsupported addressType {:?}",
+                cut_at_char_boundary(other, 64)
             ));
             return None;
         }
@@ -195,16 +200,13 @@ fn view(
         let protocol = match k8s::protocol(port.protocol.as_deref()) {
             Ok(protocol) => protocol,
             Err(reason) => {
-                warnings.push(Warning::new(object, format!("port {name:?}: {reason}")));
+                warnings.warn(format!("port {name:?}: {reason}"));
                 continue;
             }
         };
         let Some(number) = port.port.and_then(k8s::port_number) else {
             let shown = port.port.map_or("none".to_owned(), |p| p.to_string());
-            warnings.push(Warning::new(
-                object,
-                format!("port {name:?}: invalid target port {shown}"),
-            ));
+            warnings.warn(format!("port {name:?}: invalid target port {shown}"));
             continue;
         };
         ports.entry((name, u16::from(protocol))).or_insert(number);
@@ -220,22 +222,30 @@ fn view(
         // Only the first address has defined semantics (Endpoint API
         // docs); kube-proxy ignores the others too.
         let Some(text) = endpoint.addresses.first() else {
-            warnings.push(Warning::new(object, "endpoint without an address"));
+            warnings.warn("endpoint without an address");
             continue;
         };
         let addr = match text.parse::<IpAddr>() {
-            Ok(addr) if IpFamily::of(&addr) == family => addr,
-            Ok(_) => {
-                warnings.push(Warning::new(
-                    object,
-                    format!("endpoint address {text} is not {}", family.address_type()),
+            Ok(addr) if IpFamily::of(&addr) != family => {
+                warnings.warn(format!(
+                    "endpoint address {text} is not {}",
+                    family.address_type()
                 ));
                 continue;
             }
+            // The API refuses these for endpoints too; a real server there
+            // would send service traffic to the node itself.
+            Ok(addr) => match k8s::special_address(&addr) {
+                Some(kind) => {
+                    warnings.warn(format!("endpoint address {addr} is {kind}"));
+                    continue;
+                }
+                None => addr,
+            },
             Err(_) => {
-                warnings.push(Warning::new(
-                    object,
-                    format!("invalid endpoint address {text:?}"),
+                warnings.warn(format!(
+                    "invalid endpoint address {:?}",
+                    cut_at_char_boundary(text, 64)
                 ));
                 continue;
             }

@@ -9,7 +9,7 @@ use kipvs_packet_ipset::Entry;
 use kipvs_packet_ipvs::Protocol;
 
 use crate::{
-    desired::{ip_port, Builder, HealthCheck},
+    desired::{ip_port, AddressKind, Builder, HealthCheck},
     k8s,
     key::IpFamily,
     names::{ServicePortName, Warning},
@@ -35,7 +35,7 @@ impl Builder<'_> {
         let local = view.external_local;
         let mut served = false;
         for addr in addresses {
-            if !self.add_virtual_service(view, t, addr, node_port, &t.external) {
+            if !self.add_virtual_service(view, t, AddressKind::NodePort, addr, node_port, &t.external) {
                 continue;
             }
             served = true;
@@ -75,7 +75,7 @@ impl Builder<'_> {
             .iter()
             .filter(|ip| IpFamily::of(ip) == t.family)
         {
-            if self.add_virtual_service(view, t, ip, t.port.port, &t.external) {
+            if self.add_virtual_service(view, t, AddressKind::ExternalIp, ip, t.port.port, &t.external) {
                 self.add_entry(role, t, ip_port(ip, t.port));
                 self.bind_unless_local(ip, &t.owner);
             }
@@ -88,7 +88,7 @@ impl Builder<'_> {
             .iter()
             .filter(|ip| IpFamily::of(ip) == t.family)
         {
-            if !self.add_virtual_service(view, t, ip, t.port.port, &t.external) {
+            if !self.add_virtual_service(view, t, AddressKind::LoadBalancer, ip, t.port.port, &t.external) {
                 continue;
             }
             self.add_entry(SetRole::LoadBalancer, t, ip_port(ip, t.port));
@@ -153,7 +153,7 @@ impl Builder<'_> {
         );
         let owner = ServicePortName::new(&view.namespace, &view.name, "");
         for family in view.families() {
-            let entry = Entry::port(port).with_comment(owner.to_string());
+            let entry = Entry::port(port).with_comment(owner.comment());
             self.set(SetRole::HealthCheckNodePort, family)
                 .insert(entry, &owner);
         }

@@ -19,8 +19,10 @@ mod endpoints;
 mod external_addresses;
 mod k8s;
 mod key;
+mod limits;
 mod names;
 mod observed;
+mod ownership;
 mod plan;
 mod scheduler;
 mod service_ports;
@@ -35,12 +37,13 @@ pub use self::{
         NodeConfig, NodePortAddresses, DEFAULT_MAX_SERVICE_ADDRESSES, DEFAULT_MAX_VIRTUAL_SERVICES,
         ZONE_LABEL,
     },
-    desired::{desired, Desired, DesiredVirtualService, HealthCheck},
+    desired::{desired, AddressKind, Desired, DesiredVirtualService, HealthCheck},
     key::{IpFamily, VirtualServiceKey},
-    names::{ServicePortName, Warning},
+    names::{fit_comment, ServicePortName, Warning, IPSET_MAX_COMMENT_SIZE},
     observed::{Observed, ObservedTable},
+    ownership::{is_excluded, ownership, Ownership},
     plan::{conflicts, draining, plan, retiring, Action, Plan, RealServerKey, Step},
     scheduler::{validate_scheduler, SCHEDULERS, SCHEDULER_ANNOTATION, SCHEDULER_FLAGS_ANNOTATION},
-    sets::{entry_key, set_options, DesiredSet, SetRole},
+    sets::{entry_key, replacement_reason, set_options, DesiredSet, SetRole},
     table::{DesiredTable, MissingSetIndex, RulePart, TableRule, MASQ_MARK, TABLE_NAME},
 };

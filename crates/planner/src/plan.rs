@@ -1,7 +1,8 @@
 //! Desired + observed → the ordered kernel work.
 //!
 //! Phases, in execution order (traffic never breaks):
-//! 1. `CreateSet` for missing sets;
+//! 1. `CreateSet` for missing sets, `ReplaceSet` for sets of our names that
+//!    cannot hold our entries (kube-proxy's, made without comments);
 //! 2. `ReplaceTable` for each family whose table differs, once every set
 //!    it references has a kernel index;
 //! 3. `AddSetEntries`, one step per (set, owner): exempting and allowing
@@ -60,7 +61,7 @@ use crate::{
     key::{IpFamily, VirtualServiceKey},
     names::{ServicePortName, Warning},
     observed::Observed,
-    sets::{entry_key, SetRole},
+    sets::{entry_key, replacement_reason, SetRole},
     shape::TableShape,
     table::DesiredTable,
 };
@@ -103,6 +104,20 @@ pub enum Action {
     ReplaceTable {
         family: NfProto,
         messages: Vec<NftMessage>,
+    },
+    /// Replaces an existing set of one of our names that cannot hold our
+    /// entries (see `replacement_reason`) without a moment where it is
+    /// missing or empty: a twin of the right kind is created and filled
+    /// with `entries`, swapped in (`ipset swap` keeps the kernel index, so
+    /// every rule that refers to the set, ours or kube-proxy's, goes on
+    /// matching), and the old one destroyed.
+    ReplaceSet {
+        name: String,
+        set_type: SetType,
+        family: SetFamily,
+        options: CreateOptions,
+        entries: Vec<Entry>,
+        reason: String,
     },
     AddService(Service),
     UpdateService(Service),
@@ -153,9 +168,11 @@ pub fn plan(desired: &Desired, observed: &Observed, expired: &BTreeSet<RealServe
         })
     };
 
-    // 1. Sets.
+    // 1. Sets: the missing ones created, the unusable ones replaced whole
+    // (their entries are not diffed below: the replacement comes filled).
+    let mut replaced = BTreeSet::new();
     for (name, set) in &desired.sets {
-        if !observed.sets.contains_key(name) {
+        let Some(info) = observed.sets.get(name) else {
             push(
                 None,
                 Action::CreateSet {
@@ -163,6 +180,28 @@ pub fn plan(desired: &Desired, observed: &Observed, expired: &BTreeSet<RealServe
                     set_type: set.set_type.clone(),
                     family: set.family,
                     options: set.options.clone(),
+                },
+            );
+            continue;
+        };
+        if let Some(reason) = replacement_reason(info, set) {
+            replaced.insert(name);
+            let claims = SetRole::from_set_name(name)
+                .is_some_and(|(role, _)| role.claims_virtual_services());
+            push(
+                None,
+                Action::ReplaceSet {
+                    name: name.clone(),
+                    set_type: set.set_type.clone(),
+                    family: set.family,
+                    options: set.options.clone(),
+                    entries: set
+                        .entries
+                        .values()
+                        .filter(|entry| !(claims && observed.is_foreign(entry)))
+                        .cloned()
+                        .collect(),
+                    reason,
                 },
             );
         }
@@ -208,6 +247,9 @@ pub fn plan(desired: &Desired, observed: &Observed, expired: &BTreeSet<RealServe
     let mut add_order: Vec<(&String, &crate::sets::DesiredSet)> = desired.sets.iter().collect();
     add_order.sort_by_key(|(name, _)| (!exempts_first(name), *name));
     for (name, set) in add_order {
+        if replaced.contains(name) {
+            continue;
+        }
         let present = observed_keys(observed, name);
         let claims = SetRole::from_set_name(name)
             .is_some_and(|(role, _)| role.claims_virtual_services());
@@ -321,7 +363,7 @@ pub fn plan(desired: &Desired, observed: &Observed, expired: &BTreeSet<RealServe
         desired.sets.iter().collect();
     delete_order.sort_by_key(|(name, _)| (exempts_first(name), *name));
     for (name, set) in delete_order {
-        let Some(info) = observed.sets.get(name) else {
+        let Some(info) = observed.sets.get(name).filter(|_| !replaced.contains(name)) else {
             continue;
         };
         let role = SetRole::from_set_name(name).map(|(role, _)| role);
@@ -597,6 +639,17 @@ impl fmt::Display for Action {
                 family,
                 ..
             } => write!(f, "create set {name} {set_type} family {family}"),
+            Action::ReplaceSet {
+                name,
+                set_type,
+                entries,
+                reason,
+                ..
+            } => write!(
+                f,
+                "replace set {name} with a {set_type} of {} entries ({reason})",
+                entries.len()
+            ),
             Action::ReplaceTable { family, messages } => write!(
                 f,
                 "replace table {family:?} kube-ipvs ({} messages)",

@@ -8,7 +8,12 @@ use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Service as K8sService, ServiceSpec};
 use kipvs_packet_ipvs::Protocol;
 
-use crate::{k8s, key::IpFamily, names::Warning, scheduler::Scheduling};
+use crate::{
+    k8s,
+    key::IpFamily,
+    names::{cut_at_char_boundary, dns_label_problem, port_name_problem, ObjectWarnings, Warning},
+    scheduler::Scheduling,
+};
 
 /// kube-proxy's (and the API's) default `clientIP.timeoutSeconds`.
 pub(crate) const DEFAULT_AFFINITY_TIMEOUT: u32 = 10800;
@@ -66,11 +71,23 @@ impl ServiceView {
         warnings: &mut Vec<Warning>,
     ) -> Option<Self> {
         let object = k8s::object_label("Service", namespace, name);
-        let mut warn = |reason: String| warnings.push(Warning::new(&object, reason));
+        let mut sink = ObjectWarnings::new(&object, warnings);
+        let mut warn = |reason: String| sink.warn(reason);
         let Some(name) = name else {
             warn("no metadata.name".to_owned());
             return None;
         };
+        // The API server never admits such names, but the manifests source
+        // (and a broken apiserver) may hand them over; they end up in log
+        // lines and kernel comments, so they are refused here.
+        if let Some(problem) = dns_label_problem(namespace) {
+            warn(format!("invalid namespace: {problem}"));
+            return None;
+        }
+        if let Some(problem) = dns_label_problem(name) {
+            warn(format!("invalid name: {problem}"));
+            return None;
+        }
         let Some(spec) = &svc.spec else {
             warn("no spec".to_owned());
             return None;
@@ -84,9 +101,13 @@ impl ServiceView {
         let families: Vec<IpFamily> = cluster_ips.iter().map(IpFamily::of).collect();
         let of_family = |what: &str, text: &str, warn: &mut dyn FnMut(String)| {
             let Ok(ip) = text.trim().parse::<IpAddr>() else {
-                warn(format!("invalid {what} {text:?}"));
+                warn(format!("invalid {what} {:?}", cut_at_char_boundary(text, 64)));
                 return None;
             };
+            if let Some(kind) = k8s::special_address(&ip) {
+                warn(format!("{what} {ip} is {kind}; ignored"));
+                return None;
+            }
             if !families.contains(&IpFamily::of(&ip)) {
                 let family = IpFamily::of(&ip).address_type();
                 warn(format!(
@@ -100,7 +121,7 @@ impl ServiceView {
         let mut external_ips = Vec::new();
         for text in spec.external_ips.iter().flatten() {
             if let Some(ip) = of_family("externalIP", text, &mut warn) {
-                push_unique(&mut external_ips, ip);
+                external_ips.push(ip);
             }
         }
         let mut load_balancer_ips = Vec::new();
@@ -117,7 +138,7 @@ impl ServiceView {
                 continue;
             }
             if let Some(ip) = of_family("load-balancer ingress IP", text, &mut warn) {
-                push_unique(&mut load_balancer_ips, ip);
+                load_balancer_ips.push(ip);
             }
         }
 
@@ -151,8 +172,8 @@ impl ServiceView {
             affinity_timeout: affinity_timeout(spec, &mut warn),
             object: object.clone(),
             cluster_ips,
-            external_ips,
-            load_balancer_ips,
+            external_ips: dedup_in_order(external_ips),
+            load_balancer_ips: dedup_in_order(load_balancer_ips),
             external_local,
             internal_local: spec.internal_traffic_policy.as_deref() == Some("Local"),
             health_check_node_port,
@@ -176,6 +197,16 @@ fn push_unique<T: PartialEq>(list: &mut Vec<T>, item: T) {
     }
 }
 
+/// `list` without repeats, first occurrences kept in order. Linear-ish
+/// (a sorted set of what was seen): an object may list a hundred thousand
+/// addresses, where a quadratic scan would stall every sync.
+fn dedup_in_order<T: Ord + Clone>(list: Vec<T>) -> Vec<T> {
+    let mut seen = std::collections::BTreeSet::new();
+    list.into_iter()
+        .filter(|item| seen.insert(item.clone()))
+        .collect()
+}
+
 /// `spec.clusterIPs` (else `spec.clusterIP`); `None` when headless or not
 /// allocated, or when none is valid.
 fn cluster_ips(spec: &ServiceSpec, warn: &mut dyn FnMut(String)) -> Option<Vec<IpAddr>> {
@@ -189,10 +220,17 @@ fn cluster_ips(spec: &ServiceSpec, warn: &mut dyn FnMut(String)) -> Option<Vec<I
     let mut ips = Vec::new();
     for text in texts {
         match text.parse::<IpAddr>() {
-            Ok(ip) => push_unique(&mut ips, ip),
-            Err(_) => warn(format!("invalid cluster IP {text:?}")),
+            Ok(ip) => match k8s::special_address(&ip) {
+                Some(kind) => warn(format!("cluster IP {ip} is {kind}; ignored")),
+                None => ips.push(ip),
+            },
+            Err(_) => warn(format!(
+                "invalid cluster IP {:?}",
+                cut_at_char_boundary(text, 64)
+            )),
         }
     }
+    let ips = dedup_in_order(ips);
     (!ips.is_empty()).then_some(ips)
 }
 
@@ -200,6 +238,16 @@ fn ports(spec: &ServiceSpec, node_ports: bool, warn: &mut dyn FnMut(String)) -> 
     let mut ports = Vec::new();
     for port in spec.ports.iter().flatten() {
         let name = port.name.clone().unwrap_or_default();
+        if let Some(problem) = Some(name.as_str())
+            .filter(|name| !name.is_empty())
+            .and_then(port_name_problem)
+        {
+            warn(format!(
+                "port {:?}: invalid port name: {problem}",
+                cut_at_char_boundary(&name, 63)
+            ));
+            continue;
+        }
         let protocol = match k8s::protocol(port.protocol.as_deref()) {
             Ok(protocol) => protocol,
             Err(reason) => {
@@ -246,10 +294,11 @@ fn source_ranges(spec: &ServiceSpec, warn: &mut dyn FnMut(String)) -> Option<Vec
     let mut ranges = Vec::new();
     for text in given {
         match text.parse::<IpNet>() {
-            Ok(range) => push_unique(&mut ranges, range.trunc()),
+            Ok(range) => ranges.push(range.trunc()),
             Err(_) => warn(format!("invalid loadBalancerSourceRanges entry {text:?}")),
         }
     }
+    let ranges = dedup_in_order(ranges);
     if ranges.is_empty() {
         // Fail closed: the owner asked to restrict the sources, and an
         // unreadable restriction must not turn into "everyone".

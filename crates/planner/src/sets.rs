@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use kipvs_packet_ipset::{CreateOptions, Entry, SetFamily, SetType};
+use kipvs_packet_ipset::{CreateOptions, Entry, SetFamily, SetInfo, SetType};
 
 use crate::{key::IpFamily, names::ServicePortName};
 
@@ -210,6 +210,35 @@ pub fn entry_key(entry: &Entry) -> String {
         ..entry.clone()
     }
     .to_string()
+}
+
+/// Why an existing set of one of our names cannot be used as it is, or
+/// `None` when it can. kube-proxy creates its `KUBE-*` sets without the
+/// comment extension, and the kernel refuses commented entries in such a
+/// set; a set of another type or family would refuse our entries outright.
+/// Such a set is replaced (see `Action::ReplaceSet`).
+pub fn replacement_reason(info: &SetInfo, set: &DesiredSet) -> Option<String> {
+    if info.type_name.is_empty() {
+        // A dump that only named the set says nothing about it.
+        return None;
+    }
+    if info.type_name != set.set_type.type_name() {
+        return Some(format!(
+            "it is {}, kube-ipvs needs {}",
+            info.type_name, set.set_type
+        ));
+    }
+    if set.set_type.has_family() && info.set_family() != set.family {
+        return Some(format!(
+            "its family is {}, kube-ipvs needs {}",
+            info.set_family(),
+            set.family
+        ));
+    }
+    if set.options.comment && !info.comment {
+        return Some("it was created without comments (by kube-proxy?)".to_owned());
+    }
+    None
 }
 
 /// One ipset as it should be.

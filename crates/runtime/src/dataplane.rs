@@ -7,11 +7,13 @@ use kipvs_netlink::{
     set_sysctl, Conntrack, Counters, ErrorClass, FlowFilter, Ipset, Ipvs, IpvsChange, Links,
     NfTables,
 };
+use kipvs_packet_ipset::{CreateOptions, Entry, SetFamily, SetType};
 use kipvs_packet_ipvs::{Protocol, ServiceKey};
 use kipvs_packet_nftables::del_table;
+use ipnet::IpNet;
 use kipvs_planner::{
-    Action, Desired, IpFamily, Observed, ObservedTable, Plan, ServicePortName, SetRole, Step,
-    VirtualServiceKey, TABLE_NAME,
+    is_excluded, ownership, Action, Desired, IpFamily, Observed, ObservedTable, Plan,
+    ServicePortName, SetRole, Step, VirtualServiceKey, TABLE_NAME,
 };
 use tracing::{debug, warn};
 
@@ -31,6 +33,12 @@ pub const SYSCTLS: &[(&str, &str)] = &[
     ("net.ipv4.vs.expire_quiescent_template", "1"),
 ];
 
+/// The twin a set is built in before it is swapped in for a set of one of
+/// our names that cannot hold our entries (`Action::ReplaceSet`). Only one
+/// replacement runs at a time; a twin left behind by a daemon stopped
+/// half-way is destroyed before the next one (and by `--cleanup`).
+pub const SWAP_SET: &str = "KUBE-IPVS-SWAP";
+
 /// Every ipset name kube-ipvs may create (and so owns).
 pub fn owned_sets() -> BTreeSet<String> {
     IpFamily::ALL
@@ -40,6 +48,7 @@ pub fn owned_sets() -> BTreeSet<String> {
                 .into_iter()
                 .map(move |role| role.set_name(family).to_owned())
         })
+        .chain([SWAP_SET.to_owned()])
         .collect()
 }
 
@@ -111,13 +120,11 @@ impl Dataplane {
     /// Also repairs what the reading depends on: a deleted `kube-ipvs0` is
     /// created again, changed sysctls are set again.
     ///
-    /// A virtual service is ours when one of our sets lists its exact
-    /// `address,protocol:port` ([`Observed::claimed`]; the planner adds
-    /// those entries before the virtual service and deletes them after
-    /// it), or when `desired` wants its key and its address is on
-    /// `kube-ipvs0`. Anything else in the IPVS table belongs to someone
-    /// else and is never touched; one at a key `desired` wants is recorded
-    /// in [`Observed::foreign`] so the planner leaves it alone.
+    /// Which virtual services are ours is the planner's rule
+    /// ([`kipvs_planner::ownership`]); only those are read further. Anything
+    /// else in the IPVS table belongs to someone else and is never
+    /// touched; one at a key `desired` wants is recorded in
+    /// [`Observed::foreign`] so the planner leaves it alone.
     pub async fn observe(&mut self, desired: &Desired) -> Result<Observed> {
         self.set_sysctls()?;
         let link_index = self.links.ensure_dummy(DUMMY_LINK).await?;
@@ -132,21 +139,22 @@ impl Dataplane {
             ..Observed::default()
         };
         self.read_sets(&mut observed).await?;
-        let claimed = observed.claimed();
-        let mut services = Vec::new();
-        for service in self.ipvs.services().await? {
-            let key = VirtualServiceKey(service.key);
-            let wanted = desired.virtual_services.contains_key(&key);
-            // kube-ipvs0 is kube-ipvs's own link: a wanted key on an
-            // address bound there is ours even when its claiming entry was
-            // lost (someone flushed KUBE-CLUSTER-IP); it gets it back.
-            let on_our_link = key.addr().is_some_and(|a| observed.addresses.contains(&a));
-            if claimed.contains(&key) || (wanted && on_our_link) {
-                services.push(service);
-            } else if wanted {
-                observed.foreign.insert(key);
-            }
+        if observed.sets.remove(SWAP_SET).is_some() {
+            // Left by a replacement cut short after its swap: it holds the
+            // old set, which nothing refers to.
+            self.ipset.destroy(SWAP_SET).await.or_else(not_found_is_done)?;
         }
+        let kernel = self.ipvs.services().await?;
+        let ownership = ownership(
+            desired,
+            &observed,
+            kernel.iter().map(|s| VirtualServiceKey(s.key)),
+        );
+        observed.foreign = ownership.foreign;
+        let services: Vec<_> = kernel
+            .into_iter()
+            .filter(|s| ownership.ours.contains(&VirtualServiceKey(s.key)))
+            .collect();
         let keys: Vec<_> = services.iter().map(|s| s.key).collect();
         let destinations = self.ipvs.destinations_of(&keys).await;
         for (service, destinations) in services.into_iter().zip(destinations) {
@@ -367,6 +375,20 @@ impl Dataplane {
                     .map_err(into_kernel)?;
                 Ok(())
             }
+            Action::ReplaceSet {
+                name,
+                set_type,
+                family,
+                options,
+                entries,
+                ..
+            } => {
+                self.replace_set(name, set_type, *family, options, entries)
+                    .await?;
+                // The swapped-in set has new contents and options under the
+                // old index: read it back like a created one.
+                self.read_sets(observed).await.map_err(into_kernel)
+            }
             Action::AddSetEntries { set, entries } => self.ipset.add(set, entries).await,
             Action::DeleteSetEntries { set, entries } => self.ipset.del(set, entries).await,
             // IPVS and address steps go out in batches (see `apply`).
@@ -378,11 +400,36 @@ impl Dataplane {
         }
     }
 
+    /// Builds `name`'s replacement in [`SWAP_SET`] and swaps it in. The
+    /// twin is destroyed whatever happens: after the swap it holds the old
+    /// set, which no rule refers to any more (the kernel swaps the
+    /// references along with the names).
+    async fn replace_set(
+        &mut self,
+        name: &str,
+        set_type: &SetType,
+        family: SetFamily,
+        options: &CreateOptions,
+        entries: &[Entry],
+    ) -> kipvs_netlink::Result<()> {
+        self.ipset.destroy(SWAP_SET).await.or_else(not_found_is_done)?;
+        self.ipset.create(SWAP_SET, set_type, family, options).await?;
+        let swapped = match self.ipset.add(SWAP_SET, entries).await {
+            Ok(()) => self.ipset.swap(SWAP_SET, name).await,
+            Err(error) => Err(error),
+        };
+        let destroyed = self.ipset.destroy(SWAP_SET).await;
+        swapped?;
+        destroyed
+    }
+
     /// Removes everything kube-ipvs created, and nothing else: its
     /// nf_tables tables, its IPVS services (those its sets list), the link
     /// itself, then its ipsets (once no rule
     /// references them).
-    pub async fn cleanup(&mut self) -> Result<CleanupReport> {
+    /// Virtual services on addresses in `excluded` (`--ipvs-exclude-cidrs`)
+    /// stay, even when our sets list them.
+    pub async fn cleanup(&mut self, excluded: &[IpNet]) -> Result<CleanupReport> {
         let mut report = CleanupReport::default();
         let mut observed = Observed::default();
         self.read_tables(&mut observed).await?;
@@ -400,17 +447,13 @@ impl Dataplane {
             .services()
             .await?
             .into_iter()
-            .filter(|s| claimed.contains(&VirtualServiceKey(s.key)))
-            .map(|s| IpvsChange::DeleteService(s.key))
+            .map(|s| VirtualServiceKey(s.key))
+            .filter(|key| claimed.contains(key) && !is_excluded(excluded, key))
+            .map(|key| key.key())
+            .map(IpvsChange::DeleteService)
             .collect();
         for outcome in self.ipvs.apply(&ours).await {
-            outcome.or_else(|e| {
-                if e.class() == ErrorClass::NotFound {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            })?;
+            outcome.or_else(not_found_is_done)?;
             report.virtual_services += 1;
         }
         if let Some(index) = self.links.link_index(DUMMY_LINK).await? {
@@ -459,7 +502,10 @@ impl Run {
         match outcome {
             Ok(()) => {
                 self.report.applied += 1;
-                if matches!(step.action, Action::CreateSet { .. }) {
+                if matches!(
+                    step.action,
+                    Action::CreateSet { .. } | Action::ReplaceSet { .. }
+                ) {
                     self.report.created_sets = true;
                 }
                 self.stale_flows.extend(stale_udp_flows(&step.action));
@@ -515,6 +561,15 @@ fn no_link() -> kipvs_netlink::Error {
         family: kipvs_netlink::Family::Route,
         kind: "NEWADDR",
         detail: format!("{DUMMY_LINK} has not been looked up yet"),
+    }
+}
+
+/// A delete that finds nothing to delete has done its job.
+fn not_found_is_done(error: kipvs_netlink::Error) -> kipvs_netlink::Result<()> {
+    if error.class() == ErrorClass::NotFound {
+        Ok(())
+    } else {
+        Err(error)
     }
 }
 

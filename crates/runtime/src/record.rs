@@ -9,8 +9,8 @@ use std::collections::HashSet;
 use kipvs_packet_ipvs::Destination;
 use kipvs_planner::{entry_key, Action, Observed, VirtualServiceKey};
 
-/// Applies one confirmed action to the cache. Set creation and table
-/// replacement are re-read from the kernel instead (they need kernel-made
+/// Applies one confirmed action to the cache. Set creation and
+/// replacement and table replacement are re-read from the kernel instead (they need kernel-made
 /// values: set indexes, rule handles).
 pub fn record(observed: &mut Observed, action: &Action) {
     match action {
@@ -93,7 +93,7 @@ pub fn record(observed: &mut Observed, action: &Action) {
         Action::UnbindAddress(ip) => {
             observed.addresses.remove(ip);
         }
-        Action::CreateSet { .. } | Action::ReplaceTable { .. } => {}
+        Action::CreateSet { .. } | Action::ReplaceSet { .. } | Action::ReplaceTable { .. } => {}
     }
 }
 
@@ -220,6 +220,7 @@ mod tests {
         desired.tables.clear();
         let mut service = kipvs_planner::DesiredVirtualService {
             owner: kipvs_planner::ServicePortName::new("default", "web", "http"),
+            kind: kipvs_planner::AddressKind::ClusterIp,
             service: Service::new(key(), "rr"),
             destinations: Default::default(),
         };

@@ -330,6 +330,26 @@ pub fn apply(plan: &Plan, observed: &Observed) -> Observed {
                 );
                 o.set_indexes.insert(name.clone(), index);
             }
+            Action::ReplaceSet {
+                name,
+                set_type,
+                family,
+                options,
+                entries,
+                ..
+            } => {
+                // Swapped in under the old index.
+                let info = o.sets.get_mut(name).expect("set exists");
+                *info = SetInfo {
+                    name: name.clone(),
+                    type_name: set_type.type_name().to_owned(),
+                    family: (*family).into(),
+                    index: info.index,
+                    comment: options.comment,
+                    entries: entries.clone(),
+                    ..SetInfo::default()
+                };
+            }
             Action::ReplaceTable { family, messages } => {
                 assert!(matches!(messages[1].body, NftBody::DelTable(_)));
                 let fam = if *family == kipvs_packet_nftables::NfProto::Ipv4 {
