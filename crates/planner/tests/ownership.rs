@@ -144,7 +144,7 @@ fn excluded_ranges_are_never_ours_even_when_listed() {
 fn kube_proxy_sets(d: &Desired) -> Observed {
     let mut o = observed_from(d);
     o.addresses.clear();
-    for (name, info) in o.sets.iter_mut() {
+    for info in o.sets.values_mut() {
         info.comment = false;
         for entry in &mut info.entries {
             entry.comment = None;
