@@ -175,6 +175,18 @@ pub fn built_binary(name: &str) -> std::path::PathBuf {
 /// The pause between two polls of a bounded wait.
 pub const PAUSE: Duration = Duration::from_millis(500);
 
+/// Appends a line to a file shared with a shell loop (say the log of a
+/// client that runs while the daemon restarts).
+pub fn append_line(path: impl AsRef<std::path::Path>, line: &str) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap();
+    writeln!(file, "{line}").unwrap();
+}
+
 /// Polls `check` every [`PAUSE`], up to `tries` times; whether it held.
 pub fn eventually(tries: usize, mut check: impl FnMut() -> bool) -> bool {
     for _ in 0..tries {

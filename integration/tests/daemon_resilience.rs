@@ -12,11 +12,12 @@ mod resilience_support;
 use std::{process::Command, thread::sleep, time::Duration};
 
 use kipvs_integration::{
+    append_line,
     daemon::{ApiServer, Daemon},
     eventually, pod, TestNetns,
 };
 use resilience_support::{
-    append, assert_traffic, expected_ipvs, view, wait_converged, Scratch, CLUSTER_YAML,
+    assert_traffic, expected_ipvs, view, wait_converged, Scratch, CLUSTER_YAML,
 };
 
 /// A node namespace with the two pods, the example cluster written to a
@@ -91,19 +92,19 @@ fn restart_under_continuous_traffic_loses_no_request() {
     };
 
     wait_for_more(20);
-    append(&requests, "# sigterm");
+    append_line(&requests, "# sigterm");
     let status = first.terminate();
     assert!(
         status.success(),
         "kube-ipvs exit status {status}\n{}",
         first.log()
     );
-    append(&requests, "# stopped");
+    append_line(&requests, "# stopped");
     // Traffic while no daemon runs at all.
     wait_for_more(20);
     let mut second = n.daemon("second.log");
     let syncs = second.wait_for_syncs(0, "the restarted daemon");
-    append(&requests, "# restarted");
+    append_line(&requests, "# restarted");
     wait_for_more(30);
     std::fs::write(&stop, "").unwrap();
     let client_status = client.wait().unwrap();

@@ -2,11 +2,7 @@
 //! binary in a node namespace, reading its log, the operator's view of the
 //! kernel state it owns, and requests through a ClusterIP.
 
-use std::{
-    fs::OpenOptions,
-    io::Write,
-    path::{Path, PathBuf},
-};
+use std::path::PathBuf;
 
 use kipvs_integration::{
     daemon::Daemon,
@@ -205,14 +201,4 @@ pub fn wait_converged(node: &TestNetns, daemon: &mut Daemon) -> View {
     );
     assert!(daemon.running(), "{}", daemon.log());
     view(node)
-}
-
-/// Appends a line to a file shared with a shell loop.
-pub fn append(path: &Path, line: &str) {
-    let mut file = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .unwrap();
-    writeln!(file, "{line}").unwrap();
 }
