@@ -48,7 +48,6 @@ pub fn owned_sets() -> BTreeSet<String> {
                 .into_iter()
                 .map(move |role| role.set_name(family).to_owned())
         })
-        .chain([SWAP_SET.to_owned()])
         .collect()
 }
 
@@ -138,8 +137,7 @@ impl Dataplane {
                 .collect(),
             ..Observed::default()
         };
-        self.read_sets(&mut observed).await?;
-        if observed.sets.remove(SWAP_SET).is_some() {
+        if self.read_sets(&mut observed).await? {
             // Left by a replacement cut short after its swap: it holds the
             // old set, which nothing refers to.
             self.ipset.destroy(SWAP_SET).await.or_else(not_found_is_done)?;
@@ -185,12 +183,15 @@ impl Dataplane {
         Ok(())
     }
 
-    /// Our ipsets and their kernel indexes, from one list dump.
-    async fn read_sets(&mut self, observed: &mut Observed) -> Result<()> {
+    /// Our ipsets and their kernel indexes, from one list dump; whether
+    /// a [`SWAP_SET`] was left behind.
+    async fn read_sets(&mut self, observed: &mut Observed) -> Result<bool> {
         let owned = owned_sets();
         observed.sets.clear();
         observed.set_indexes.clear();
+        let mut twin = false;
         for set in self.ipset.list_all().await? {
+            twin |= set.name == SWAP_SET;
             if owned.contains(&set.name) {
                 if let Some(index) = set.index {
                     observed.set_indexes.insert(set.name.clone(), index);
@@ -198,7 +199,7 @@ impl Dataplane {
                 observed.sets.insert(set.name.clone(), set);
             }
         }
-        Ok(())
+        Ok(twin)
     }
 
     /// Our `kube-ipvs` tables: a chain dump and a rule dump per family.
@@ -387,7 +388,8 @@ impl Dataplane {
                     .await?;
                 // The swapped-in set has new contents and options under the
                 // old index: read it back like a created one.
-                self.read_sets(observed).await.map_err(into_kernel)
+                self.read_sets(observed).await.map_err(into_kernel)?;
+                Ok(())
             }
             Action::AddSetEntries { set, entries } => self.ipset.add(set, entries).await,
             Action::DeleteSetEntries { set, entries } => self.ipset.del(set, entries).await,
@@ -440,7 +442,7 @@ impl Dataplane {
             report.tables += 1;
         }
         // Ours: the services our sets list (`Observed::claimed`).
-        self.read_sets(&mut observed).await?;
+        let twin = self.read_sets(&mut observed).await?;
         let claimed = observed.claimed();
         let ours: Vec<IpvsChange> = self
             .ipvs
@@ -461,6 +463,10 @@ impl Dataplane {
         }
         for name in observed.sets.keys() {
             self.ipset.destroy(name).await?;
+            report.sets += 1;
+        }
+        if twin {
+            self.ipset.destroy(SWAP_SET).await?;
             report.sets += 1;
         }
         Ok(report)
