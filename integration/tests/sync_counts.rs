@@ -276,16 +276,14 @@ async fn print_table_difference(snapshot: &Snapshot) {
     );
     let mut ipset = Ipset::open(Counters::default()).unwrap();
     let mut indexes = BTreeMap::new();
-    for name in desired.sets.keys() {
-        indexes.insert(name.clone(), ipset.index(name).await.unwrap());
+    for set in desired.sets.keys() {
+        indexes.insert(*set, ipset.index(set.name()).await.unwrap());
     }
     let mut nft = NfTables::open(Counters::default()).unwrap();
     for table in &desired.tables {
         let proto = table.nf_proto();
         println!("== {proto:?} table as planned:");
-        for message in table.contents(&indexes).unwrap() {
-            println!("{message:?}");
-        }
+        println!("{:#?}", table.render(&indexes).unwrap());
         println!("== {proto:?} table as dumped:");
         for message in nft.chains(proto, "kube-ipvs").await.unwrap() {
             println!("{message:?}");

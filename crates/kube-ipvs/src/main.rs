@@ -12,7 +12,7 @@ use clap::{error::ErrorKind, ArgAction, CommandFactory, Parser};
 use ipnet::IpNet;
 use kipvs_netlink::Counters;
 use kipvs_planner::{NodeConfig, NodePortAddresses};
-use kipvs_runtime::{parse_duration, Dataplane, ProxyHealth, SyncConfig};
+use kipvs_runtime::{parse_duration, NetlinkKernel, ProxyHealth, SyncConfig};
 use tracing_subscriber::EnvFilter;
 
 /// An IPVS-native Kubernetes service proxy. Flags take kube-proxy's names
@@ -74,8 +74,8 @@ async fn main() -> anyhow::Result<()> {
     init_logging(args.verbose);
     let counters = Counters::default();
     if args.cleanup {
-        let mut dataplane = Dataplane::open(counters).await?;
-        let report = dataplane.cleanup(&[]).await?;
+        let mut kernel = NetlinkKernel::open(counters).await?;
+        let report = kernel.cleanup(&[]).await?;
         tracing::info!(?report, "cleanup done");
         return Ok(());
     }

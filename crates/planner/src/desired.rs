@@ -19,7 +19,7 @@ use crate::{
     limits::within_limits,
     names::{ServicePortName, Warning},
     service_ports::{PortSpec, ServiceView},
-    sets::{DesiredSet, SetRole},
+    sets::{DesiredSet, SetId, SetRole},
     table::DesiredTable,
     targets::{PortTargets, ServiceTargets},
 };
@@ -57,8 +57,8 @@ pub struct Desired {
     /// To bind on `kube-ipvs0` (as /32 and /128): cluster IPs, and the
     /// external and load-balancer IPs no other interface of the node has.
     pub addresses: BTreeSet<IpAddr>,
-    /// Every set of [`SetRole::ALL`] in both families, also when empty.
-    pub sets: BTreeMap<String, DesiredSet>,
+    /// Every set of [`SetId::all`], also when empty.
+    pub sets: BTreeMap<SetId, DesiredSet>,
     /// `kube-ipvs` for ip, then ip6.
     pub tables: Vec<DesiredTable>,
     /// What was skipped and why.
@@ -166,7 +166,7 @@ pub(crate) struct Builder<'a> {
     /// [`NodeConfig::node_port_ips`], computed once.
     pub(crate) node_port_ips: BTreeSet<IpAddr>,
     pub(crate) virtual_services: BTreeMap<VirtualServiceKey, DesiredVirtualService>,
-    pub(crate) sets: BTreeMap<String, DesiredSet>,
+    pub(crate) sets: BTreeMap<SetId, DesiredSet>,
     /// Addresses for `kube-ipvs0`, with the first service port bound there.
     pub(crate) bound: BTreeMap<IpAddr, ServicePortName>,
     pub(crate) health_checks: BTreeMap<u16, HealthCheck>,
@@ -174,22 +174,16 @@ pub(crate) struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
-    fn new(config: &'a NodeConfig, node_port_ips: BTreeSet<IpAddr>, warnings: Vec<Warning>) -> Self {
+    fn new(
+        config: &'a NodeConfig,
+        node_port_ips: BTreeSet<IpAddr>,
+        warnings: Vec<Warning>,
+    ) -> Self {
         Builder {
             config,
             node_port_ips,
             virtual_services: BTreeMap::new(),
-            sets: IpFamily::ALL
-                .into_iter()
-                .flat_map(|family| {
-                    SetRole::ALL.into_iter().map(move |role| {
-                        (
-                            role.set_name(family).to_owned(),
-                            DesiredSet::new(role, family),
-                        )
-                    })
-                })
-                .collect(),
+            sets: SetId::all().map(|id| (id, DesiredSet::default())).collect(),
             bound: BTreeMap::new(),
             health_checks: BTreeMap::new(),
             warnings,
@@ -202,7 +196,14 @@ impl<'a> Builder<'a> {
             .iter()
             .filter(|ip| IpFamily::of(ip) == t.family)
         {
-            if self.add_virtual_service(view, t, AddressKind::ClusterIp, ip, t.port.port, &t.internal) {
+            if self.add_virtual_service(
+                view,
+                t,
+                AddressKind::ClusterIp,
+                ip,
+                t.port.port,
+                &t.internal,
+            ) {
                 self.add_entry(SetRole::ClusterIp, t, ip_port(ip, t.port));
                 self.bind(ip, &t.owner);
             }
@@ -223,7 +224,12 @@ impl<'a> Builder<'a> {
         dests: &[Endpoint],
     ) -> bool {
         let key = VirtualServiceKey::tuple(addr, t.port.protocol, port);
-        if self.config.exclude_cidrs.iter().any(|cidr| cidr.contains(&addr)) {
+        if self
+            .config
+            .exclude_cidrs
+            .iter()
+            .any(|cidr| cidr.contains(&addr))
+        {
             let reason = format!(
                 "{} {} is in --ipvs-exclude-cidrs; left alone",
                 t.port.protocol,
@@ -283,9 +289,7 @@ impl<'a> Builder<'a> {
     }
 
     pub(crate) fn set(&mut self, role: SetRole, family: IpFamily) -> &mut DesiredSet {
-        self.sets
-            .get_mut(role.set_name(family))
-            .expect("every set is created up front")
+        self.sets.entry(SetId::new(role, family)).or_default()
     }
 
     pub(crate) fn bind(&mut self, ip: IpAddr, owner: &ServicePortName) {

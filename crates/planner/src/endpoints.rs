@@ -193,7 +193,19 @@ fn view(
             return None;
         }
     };
+    Some(SliceView {
+        family,
+        ports: slice_ports(slice, &mut warnings),
+        endpoints: slice_endpoints(slice, family, node_name, &mut warnings),
+    })
+}
 
+/// The slice's ports by (name, protocol): each slice names its own target
+/// port number.
+fn slice_ports(
+    slice: &EndpointSlice,
+    warnings: &mut ObjectWarnings<'_>,
+) -> BTreeMap<(String, u16), u16> {
     let mut ports = BTreeMap::new();
     for port in slice.ports.iter().flatten() {
         let name = port.name.clone().unwrap_or_default();
@@ -211,7 +223,17 @@ fn view(
         };
         ports.entry((name, u16::from(protocol))).or_insert(number);
     }
+    ports
+}
 
+/// The slice's usable endpoints (see [`Conditions::usable`]), each address
+/// once.
+fn slice_endpoints(
+    slice: &EndpointSlice,
+    family: IpFamily,
+    node_name: &str,
+    warnings: &mut ObjectWarnings<'_>,
+) -> Vec<EndpointView> {
     let mut endpoints = Vec::new();
     let mut seen = BTreeSet::new();
     for endpoint in &slice.endpoints {
@@ -259,11 +281,7 @@ fn view(
             });
         }
     }
-    Some(SliceView {
-        family,
-        ports,
-        endpoints,
-    })
+    endpoints
 }
 
 fn conditions(endpoint: &K8sEndpoint) -> Conditions {

@@ -35,12 +35,23 @@ impl Builder<'_> {
         let local = view.external_local;
         let mut served = false;
         for addr in addresses {
-            if !self.add_virtual_service(view, t, AddressKind::NodePort, addr, node_port, &t.external) {
+            if !self.add_virtual_service(
+                view,
+                t,
+                AddressKind::NodePort,
+                addr,
+                node_port,
+                &t.external,
+            ) {
                 continue;
             }
             served = true;
             let proto = k8s::ip_proto(t.port.protocol);
-            self.add_entry(SetRole::NodePortIps, t, Entry::ip_port(addr, proto, node_port));
+            self.add_entry(
+                SetRole::NodePortIps,
+                t,
+                Entry::ip_port(addr, proto, node_port),
+            );
             // A bitmap:port cannot tell SCTP from TCP: SCTP node ports are
             // listed per node address in hash:ip,port sets instead.
             if t.port.protocol == Protocol::Sctp {
@@ -75,7 +86,14 @@ impl Builder<'_> {
             .iter()
             .filter(|ip| IpFamily::of(ip) == t.family)
         {
-            if self.add_virtual_service(view, t, AddressKind::ExternalIp, ip, t.port.port, &t.external) {
+            if self.add_virtual_service(
+                view,
+                t,
+                AddressKind::ExternalIp,
+                ip,
+                t.port.port,
+                &t.external,
+            ) {
                 self.add_entry(role, t, ip_port(ip, t.port));
                 self.bind_unless_local(ip, &t.owner);
             }
@@ -88,7 +106,14 @@ impl Builder<'_> {
             .iter()
             .filter(|ip| IpFamily::of(ip) == t.family)
         {
-            if !self.add_virtual_service(view, t, AddressKind::LoadBalancer, ip, t.port.port, &t.external) {
+            if !self.add_virtual_service(
+                view,
+                t,
+                AddressKind::LoadBalancer,
+                ip,
+                t.port.port,
+                &t.external,
+            ) {
                 continue;
             }
             self.add_entry(SetRole::LoadBalancer, t, ip_port(ip, t.port));

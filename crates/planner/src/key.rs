@@ -102,6 +102,14 @@ impl IpFamily {
         }
     }
 
+    /// The table family as `nft` names it (`ip` / `ip6`).
+    pub fn nf_proto_name(self) -> &'static str {
+        match self {
+            IpFamily::V4 => "ip",
+            IpFamily::V6 => "ip6",
+        }
+    }
+
     /// The ipset family (`inet` / `inet6`).
     pub fn set_family(self) -> SetFamily {
         match self {

@@ -12,7 +12,15 @@
 //!   kernel) → [`Plan`], the ordered [`Step`]s that make the kernel match,
 //!   each tagged with the [`ServicePortName`] it belongs to. Identical
 //!   desired and observed state gives an empty plan.
+//!
+//! Besides: [`ownership`] (which of the kernel's virtual services are
+//! kube-ipvs's) and [`Observed::apply`] (what a kernel write does to the
+//! observed state: the model the runtime's cache and its in-memory test
+//! kernel share). Sets, entries and tables have typed identities
+//! ([`SetId`], [`EntryKey`], [`RenderedTable`]); wire formats are the
+//! runtime's business.
 
+mod apply;
 mod config;
 mod desired;
 mod endpoints;
@@ -24,15 +32,16 @@ mod names;
 mod observed;
 mod ownership;
 mod plan;
+mod rendered;
 mod scheduler;
 mod service_ports;
 mod sets;
-mod shape;
 mod table;
 mod targets;
 mod topology;
 
 pub use self::{
+    apply::Refusal,
     config::{
         NodeConfig, NodePortAddresses, DEFAULT_MAX_SERVICE_ADDRESSES, DEFAULT_MAX_VIRTUAL_SERVICES,
         ZONE_LABEL,
@@ -40,10 +49,11 @@ pub use self::{
     desired::{desired, AddressKind, Desired, DesiredVirtualService, HealthCheck},
     key::{IpFamily, VirtualServiceKey},
     names::{fit_comment, ServicePortName, Warning, IPSET_MAX_COMMENT_SIZE},
-    observed::{Observed, ObservedTable},
+    observed::{Observed, ObservedSet, SetHeader},
     ownership::{is_excluded, ownership, Ownership},
     plan::{conflicts, draining, plan, retiring, Action, Plan, RealServerKey, Step},
+    rendered::{ChainHook, RenderedChain, RenderedRule, RenderedTable},
     scheduler::{validate_scheduler, SCHEDULERS, SCHEDULER_ANNOTATION, SCHEDULER_FLAGS_ANNOTATION},
-    sets::{entry_key, replacement_reason, set_options, DesiredSet, SetRole},
+    sets::{replacement_reason, set_options, DesiredEntry, DesiredSet, EntryKey, SetId, SetRole},
     table::{DesiredTable, MissingSetIndex, RulePart, TableRule, MASQ_MARK, TABLE_NAME},
 };

@@ -58,7 +58,10 @@ pub(crate) fn within_limits(
 /// An upper bound of the virtual services `view` asks for: per port and
 /// family, one per cluster IP, externalIP, load-balancer IP and (with a
 /// node port) node address of that family.
-pub(crate) fn virtual_services_needed(view: &ServiceView, node_port_ips: &BTreeSet<IpAddr>) -> usize {
+pub(crate) fn virtual_services_needed(
+    view: &ServiceView,
+    node_port_ips: &BTreeSet<IpAddr>,
+) -> usize {
     let count = |ips: &mut dyn Iterator<Item = &IpAddr>, family: IpFamily| {
         ips.filter(|ip| IpFamily::of(ip) == family).count()
     };

@@ -37,7 +37,7 @@ use crate::{
     k8s::ip_proto,
     key::{IpFamily, VirtualServiceKey},
     observed::Observed,
-    sets::SetRole,
+    sets::{EntryKey, SetId, SetRole},
 };
 
 /// The kernel's virtual services sorted by who owns them.
@@ -115,12 +115,6 @@ fn kube_proxy_node_port(observed: &Observed, key: &VirtualServiceKey) -> bool {
     };
     observed
         .sets
-        .get(role.set_name(IpFamily::of(&addr)))
-        .is_some_and(|set| {
-            !set.comment
-                && set
-                    .entries
-                    .iter()
-                    .any(|e| Entry { comment: None, ..e.clone() } == entry)
-        })
+        .get(&SetId::new(role, IpFamily::of(&addr)))
+        .is_some_and(|set| !set.header.comment && set.entries.contains_key(&EntryKey::of(&entry)))
 }

@@ -73,21 +73,7 @@ impl ServiceView {
         let object = k8s::object_label("Service", namespace, name);
         let mut sink = ObjectWarnings::new(&object, warnings);
         let mut warn = |reason: String| sink.warn(reason);
-        let Some(name) = name else {
-            warn("no metadata.name".to_owned());
-            return None;
-        };
-        // The API server never admits such names, but the manifests source
-        // (and a broken apiserver) may hand them over; they end up in log
-        // lines and kernel comments, so they are refused here.
-        if let Some(problem) = dns_label_problem(namespace) {
-            warn(format!("invalid namespace: {problem}"));
-            return None;
-        }
-        if let Some(problem) = dns_label_problem(name) {
-            warn(format!("invalid name: {problem}"));
-            return None;
-        }
+        let name = valid_name(namespace, name, &mut warn)?;
         let Some(spec) = &svc.spec else {
             warn("no spec".to_owned());
             return None;
@@ -99,49 +85,7 @@ impl ServiceView {
         }
         let cluster_ips = cluster_ips(spec, &mut warn)?;
         let families: Vec<IpFamily> = cluster_ips.iter().map(IpFamily::of).collect();
-        let of_family = |what: &str, text: &str, warn: &mut dyn FnMut(String)| {
-            let Ok(ip) = text.trim().parse::<IpAddr>() else {
-                warn(format!("invalid {what} {:?}", cut_at_char_boundary(text, 64)));
-                return None;
-            };
-            if let Some(kind) = k8s::special_address(&ip) {
-                warn(format!("{what} {ip} is {kind}; ignored"));
-                return None;
-            }
-            if !families.contains(&IpFamily::of(&ip)) {
-                let family = IpFamily::of(&ip).address_type();
-                warn(format!(
-                    "{what} {ip} is {family}, the service has no {family} cluster IP"
-                ));
-                return None;
-            }
-            Some(ip)
-        };
-
-        let mut external_ips = Vec::new();
-        for text in spec.external_ips.iter().flatten() {
-            if let Some(ip) = of_family("externalIP", text, &mut warn) {
-                external_ips.push(ip);
-            }
-        }
-        let mut load_balancer_ips = Vec::new();
-        let ingress = svc
-            .status
-            .as_ref()
-            .and_then(|status| status.load_balancer.as_ref())
-            .and_then(|lb| lb.ingress.as_ref());
-        for entry in ingress.into_iter().flatten() {
-            let Some(text) = entry.ip.as_deref().filter(|ip| !ip.is_empty()) else {
-                continue; // hostname-only ingress
-            };
-            if entry.ip_mode.as_deref() == Some("Proxy") {
-                continue;
-            }
-            if let Some(ip) = of_family("load-balancer ingress IP", text, &mut warn) {
-                load_balancer_ips.push(ip);
-            }
-        }
-
+        let (external_ips, load_balancer_ips) = outside_addresses(svc, spec, &families, &mut warn);
         let node_ports = matches!(service_type, "NodePort" | "LoadBalancer");
         let external_local = spec.external_traffic_policy.as_deref() == Some("Local");
         let health_check_node_port = match spec.health_check_node_port {
@@ -172,8 +116,8 @@ impl ServiceView {
             affinity_timeout: affinity_timeout(spec, &mut warn),
             object: object.clone(),
             cluster_ips,
-            external_ips: dedup_in_order(external_ips),
-            load_balancer_ips: dedup_in_order(load_balancer_ips),
+            external_ips,
+            load_balancer_ips,
             external_local,
             internal_local: spec.internal_traffic_policy.as_deref() == Some("Local"),
             health_check_node_port,
@@ -189,6 +133,81 @@ impl ServiceView {
         }
         families
     }
+}
+
+/// The service's name, if it and its namespace are names the API server
+/// would admit. It never admits others, but the manifests source (and a
+/// broken apiserver) may hand them over; they end up in log lines and
+/// kernel comments, so they are refused here.
+fn valid_name<'a>(
+    namespace: &str,
+    name: Option<&'a str>,
+    warn: &mut dyn FnMut(String),
+) -> Option<&'a str> {
+    let Some(name) = name else {
+        warn("no metadata.name".to_owned());
+        return None;
+    };
+    if let Some(problem) = dns_label_problem(namespace) {
+        warn(format!("invalid namespace: {problem}"));
+        return None;
+    }
+    if let Some(problem) = dns_label_problem(name) {
+        warn(format!("invalid name: {problem}"));
+        return None;
+    }
+    Some(name)
+}
+
+/// `spec.externalIPs` and the load-balancer ingress IPs (but `ipMode:
+/// Proxy` ones and hostnames), each valid, usable and of one of the
+/// service's `families`, without repeats.
+fn outside_addresses(
+    svc: &K8sService,
+    spec: &ServiceSpec,
+    families: &[IpFamily],
+    warn: &mut dyn FnMut(String),
+) -> (Vec<IpAddr>, Vec<IpAddr>) {
+    let mut of_family = |what: &str, text: &str| {
+        let Ok(ip) = text.trim().parse::<IpAddr>() else {
+            warn(format!(
+                "invalid {what} {:?}",
+                cut_at_char_boundary(text, 64)
+            ));
+            return None;
+        };
+        if let Some(kind) = k8s::special_address(&ip) {
+            warn(format!("{what} {ip} is {kind}; ignored"));
+            return None;
+        }
+        if !families.contains(&IpFamily::of(&ip)) {
+            let family = IpFamily::of(&ip).address_type();
+            warn(format!(
+                "{what} {ip} is {family}, the service has no {family} cluster IP"
+            ));
+            return None;
+        }
+        Some(ip)
+    };
+    let external: Vec<IpAddr> = spec
+        .external_ips
+        .iter()
+        .flatten()
+        .filter_map(|text| of_family("externalIP", text))
+        .collect();
+    let ingress = svc
+        .status
+        .as_ref()
+        .and_then(|status| status.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref());
+    let load_balancer: Vec<IpAddr> = ingress
+        .into_iter()
+        .flatten()
+        .filter(|entry| entry.ip_mode.as_deref() != Some("Proxy"))
+        .filter_map(|entry| entry.ip.as_deref().filter(|ip| !ip.is_empty()))
+        .filter_map(|text| of_family("load-balancer ingress IP", text))
+        .collect();
+    (dedup_in_order(external), dedup_in_order(load_balancer))
 }
 
 fn push_unique<T: PartialEq>(list: &mut Vec<T>, item: T) {

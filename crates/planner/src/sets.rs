@@ -1,10 +1,10 @@
 //! The kube-proxy ipsets (names, types, options) and their desired content.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, fmt, net::IpAddr};
 
-use kipvs_packet_ipset::{CreateOptions, Entry, SetFamily, SetInfo, SetType};
+use kipvs_packet_ipset::{CreateOptions, Entry, SetFamily, SetType};
 
-use crate::{key::IpFamily, names::ServicePortName};
+use crate::{key::IpFamily, names::ServicePortName, observed::SetHeader};
 
 /// The kinds of sets kube-ipvs keeps, each once per family: kube-proxy's
 /// IPVS-mode sets (`pkg/proxy/ipvs/ipset.go`), same names, types and
@@ -170,14 +170,71 @@ impl SetRole {
         )
     }
 
-    /// The role and family of one of our set names.
-    pub fn from_set_name(name: &str) -> Option<(SetRole, IpFamily)> {
-        IpFamily::ALL.into_iter().find_map(|family| {
+    /// Whether the role's entries exempt traffic from marking (`-LOCAL`)
+    /// or allow sources (source ranges): they are added before, and
+    /// deleted after, the entries of the sets that mark or firewall, so a
+    /// changed service is never briefly masqueraded or dropped.
+    pub fn exempts(self) -> bool {
+        matches!(
+            self,
+            SetRole::ExternalIpLocal
+                | SetRole::LoadBalancerLocal
+                | SetRole::NodePortLocalTcp
+                | SetRole::NodePortLocalUdp
+                | SetRole::NodePortLocalSctp
+                | SetRole::LoadBalancerSourceCidr
+                | SetRole::LoadBalancerSourceIp
+        )
+    }
+}
+
+/// One of kube-ipvs's ipsets: a role in a family. Its name, type and
+/// options follow from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SetId {
+    pub role: SetRole,
+    pub family: IpFamily,
+}
+
+impl SetId {
+    pub const fn new(role: SetRole, family: IpFamily) -> Self {
+        SetId { role, family }
+    }
+
+    /// Every set kube-ipvs keeps: each role in both families.
+    pub fn all() -> impl Iterator<Item = SetId> {
+        IpFamily::ALL.into_iter().flat_map(|family| {
             SetRole::ALL
                 .into_iter()
-                .find(|role| role.set_name(family) == name)
-                .map(|role| (role, family))
+                .map(move |role| SetId::new(role, family))
         })
+    }
+
+    pub fn name(self) -> &'static str {
+        self.role.set_name(self.family)
+    }
+
+    /// The set of one of our names.
+    pub fn from_name(name: &str) -> Option<SetId> {
+        SetId::all().find(|id| id.name() == name)
+    }
+
+    pub fn set_type(self) -> SetType {
+        self.role.set_type()
+    }
+
+    pub fn set_family(self) -> SetFamily {
+        self.family.set_family()
+    }
+
+    pub fn options(self) -> CreateOptions {
+        set_options(&self.set_type())
+    }
+}
+
+impl fmt::Display for SetId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -200,16 +257,54 @@ pub fn set_options(set_type: &SetType) -> CreateOptions {
     }
 }
 
-/// What identifies an entry: its `ipset list` form without the comment.
-///
-/// The kernel keeps the comment given when the entry was added, so an
-/// entry present with another comment is the same entry.
-pub fn entry_key(entry: &Entry) -> String {
-    Entry {
-        comment: None,
-        ..entry.clone()
+/// What identifies an entry in its set: everything but its comment. The
+/// kernel keeps the comment an entry was added with, so an entry present
+/// with another comment is the same entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EntryKey {
+    ip: Option<IpAddr>,
+    proto: Option<u8>,
+    port: Option<u16>,
+    ip2: Option<IpAddr>,
+    cidr2: Option<u8>,
+}
+
+impl EntryKey {
+    pub fn of(entry: &Entry) -> Self {
+        EntryKey {
+            ip: entry.ip,
+            proto: entry.proto,
+            port: entry.port,
+            ip2: entry.ip2,
+            cidr2: entry.cidr2,
+        }
     }
-    .to_string()
+
+    /// The entry without a comment: how the kernel is asked to find (and
+    /// delete) it.
+    pub fn bare(&self) -> Entry {
+        Entry {
+            ip: self.ip,
+            proto: self.proto,
+            port: self.port,
+            ip2: self.ip2,
+            cidr2: self.cidr2,
+            comment: None,
+        }
+    }
+}
+
+impl From<&Entry> for EntryKey {
+    fn from(entry: &Entry) -> Self {
+        EntryKey::of(entry)
+    }
+}
+
+/// As `ipset list` shows it, without the comment.
+impl fmt::Display for EntryKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.bare().fmt(f)
+    }
 }
 
 /// Why an existing set of one of our names cannot be used as it is, or
@@ -217,61 +312,60 @@ pub fn entry_key(entry: &Entry) -> String {
 /// comment extension, and the kernel refuses commented entries in such a
 /// set; a set of another type or family would refuse our entries outright.
 /// Such a set is replaced (see `Action::ReplaceSet`).
-pub fn replacement_reason(info: &SetInfo, set: &DesiredSet) -> Option<String> {
-    if info.type_name.is_empty() {
+pub fn replacement_reason(header: &SetHeader, set: SetId) -> Option<String> {
+    if header.type_name.is_empty() {
         // A dump that only named the set says nothing about it.
         return None;
     }
-    if info.type_name != set.set_type.type_name() {
+    let set_type = set.set_type();
+    if header.type_name != set_type.type_name() {
         return Some(format!(
-            "it is {}, kube-ipvs needs {}",
-            info.type_name, set.set_type
+            "it is {}, kube-ipvs needs {set_type}",
+            header.type_name
         ));
     }
-    if set.set_type.has_family() && info.set_family() != set.family {
+    if set_type.has_family() && header.family != set.set_family() {
         return Some(format!(
             "its family is {}, kube-ipvs needs {}",
-            info.set_family(),
-            set.family
+            header.family,
+            set.set_family()
         ));
     }
-    if set.options.comment && !info.comment {
+    if set.options().comment && !header.comment {
         return Some("it was created without comments (by kube-proxy?)".to_owned());
     }
     None
 }
 
-/// One ipset as it should be.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One ipset as it should be: its entries, each with its comment and the
+/// service port it is there for (so the plan can tag the step that adds
+/// it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DesiredSet {
-    pub set_type: SetType,
-    pub family: SetFamily,
-    pub options: CreateOptions,
-    /// By [`entry_key`]; each entry carries its comment.
-    pub entries: BTreeMap<String, Entry>,
-    /// The service port each entry is added for (same keys as `entries`),
-    /// so the plan can tag the step that adds it.
-    pub owners: BTreeMap<String, ServicePortName>,
+    pub entries: BTreeMap<EntryKey, DesiredEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredEntry {
+    /// With its comment.
+    pub entry: Entry,
+    pub owner: ServicePortName,
 }
 
 impl DesiredSet {
-    pub(crate) fn new(role: SetRole, family: IpFamily) -> Self {
-        DesiredSet {
-            set_type: role.set_type(),
-            family: family.set_family(),
-            options: set_options(&role.set_type()),
-            entries: BTreeMap::new(),
-            owners: BTreeMap::new(),
-        }
-    }
-
     /// Adds `entry` for `owner`; an entry already there keeps its first
     /// owner and comment (two services may share a local endpoint).
     pub(crate) fn insert(&mut self, entry: Entry, owner: &ServicePortName) {
-        let key = entry_key(&entry);
-        if !self.entries.contains_key(&key) {
-            self.owners.insert(key.clone(), owner.clone());
-            self.entries.insert(key, entry);
-        }
+        self.entries
+            .entry(EntryKey::of(&entry))
+            .or_insert_with(|| DesiredEntry {
+                entry,
+                owner: owner.clone(),
+            });
+    }
+
+    /// The entries with their comments, in key order.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values().map(|desired| &desired.entry)
     }
 }

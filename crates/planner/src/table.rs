@@ -4,7 +4,7 @@
 //! by its kernel index, and an index only exists once the set does. So
 //! [`crate::desired`] stores the table with sets named ([`RulePart::SetMatch`])
 //! and [`crate::plan`] renders it with [`crate::Observed::set_indexes`]
-//! ([`DesiredTable::contents`]). This keeps `desired()` independent of
+//! ([`DesiredTable::render`]). This keeps `desired()` independent of
 //! kernel state, and a set recreated under a new index shows up as a
 //! changed table, which is then replaced.
 
@@ -16,7 +16,7 @@ use std::{
 
 use ipnet::IpNet;
 use kipvs_packet_nftables::{
-    build::{del_table, new_chain, new_rule, new_table, Chain, ChainType, Rule, Table},
+    build::ChainType,
     expr::NF_CT_STATE_ESTABLISHED_BIT,
     expr::{NF_CT_STATE_NEW_BIT, NF_CT_STATE_RELATED_BIT},
     exprs::{
@@ -24,12 +24,18 @@ use kipvs_packet_nftables::{
         masquerade, meta_l4proto, reject, ret, saddr_in_cidr, xt_set_match,
     },
     xt_set::SetDir,
-    Expr, NfHook, NfProto, NftMessage,
+    Expr, NfHook, NfProto,
 };
 
 use kipvs_packet_ipvs::Protocol;
 
-use crate::{config::NodeConfig, k8s::ip_proto, key::IpFamily, sets::SetRole};
+use crate::{
+    config::NodeConfig,
+    k8s::ip_proto,
+    key::IpFamily,
+    rendered::{ChainHook, RenderedChain, RenderedRule, RenderedTable},
+    sets::{SetId, SetRole},
+};
 
 /// The table's name in both families.
 pub const TABLE_NAME: &str = "kube-ipvs";
@@ -51,7 +57,7 @@ pub enum RulePart {
     Exprs(Vec<Expr>),
     /// `-m set [!] --match-set <set> <dirs>`.
     SetMatch {
-        set: String,
+        set: SetId,
         dirs: Vec<SetDir>,
         inverted: bool,
     },
@@ -66,7 +72,7 @@ pub struct TableRule {
 
 /// A rule references a set the kernel has not (yet) given an index.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MissingSetIndex(pub String);
+pub struct MissingSetIndex(pub SetId);
 
 impl fmt::Display for MissingSetIndex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -79,7 +85,7 @@ impl fmt::Display for MissingSetIndex {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredTable {
     pub family: IpFamily,
-    pub chains: Vec<Chain>,
+    pub chains: Vec<RenderedChain>,
     pub rules: Vec<TableRule>,
 }
 
@@ -99,13 +105,13 @@ impl Rules {
 
     /// `-m set --match-set <role's set of this family> <dirs>`.
     fn set(&self, role: SetRole, dirs: &[SetDir]) -> RulePart {
-        set_match(role.set_name(self.family), dirs, false)
+        set_match(SetId::new(role, self.family), dirs, false)
     }
 }
 
-fn set_match(set: &str, dirs: &[SetDir], inverted: bool) -> RulePart {
+fn set_match(set: SetId, dirs: &[SetDir], inverted: bool) -> RulePart {
     RulePart::SetMatch {
-        set: set.to_owned(),
+        set,
         dirs: dirs.to_vec(),
         inverted,
     }
@@ -126,7 +132,6 @@ impl DesiredTable {
     /// KUBE-PROXY-FIREWALL, KUBE-SOURCE-RANGES-FIREWALL, KUBE-IPVS-FILTER,
     /// KUBE-FORWARD) as chains of one table owned by kube-ipvs.
     pub fn for_family(family: IpFamily, config: &NodeConfig) -> Self {
-        let proto = family.nf_proto();
         let mut r = Rules {
             family,
             rules: Vec::new(),
@@ -169,10 +174,19 @@ impl DesiredTable {
             )],
         );
 
-        let base = |name: &str, chain_type, hook, priority| {
-            Chain::base(proto, TABLE_NAME, name, chain_type, hook, priority)
+        let base = |name: &str, chain_type, hook, priority| RenderedChain {
+            name: name.to_owned(),
+            hook: Some(ChainHook {
+                chain_type,
+                hook,
+                priority,
+                policy: None,
+            }),
         };
-        let regular = |name: &str| Chain::regular(proto, TABLE_NAME, name);
+        let regular = |name: &str| RenderedChain {
+            name: name.to_owned(),
+            hook: None,
+        };
         DesiredTable {
             family,
             chains: vec![
@@ -198,29 +212,27 @@ impl DesiredTable {
     }
 
     /// Every set a rule matches on.
-    pub fn referenced_sets(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self
+    pub fn referenced_sets(&self) -> Vec<SetId> {
+        let mut sets: Vec<SetId> = self
             .rules
             .iter()
             .flat_map(|rule| &rule.parts)
             .filter_map(|part| match part {
-                RulePart::SetMatch { set, .. } => Some(set.as_str()),
+                RulePart::SetMatch { set, .. } => Some(*set),
                 RulePart::Exprs(_) => None,
             })
             .collect();
-        names.sort_unstable();
-        names.dedup();
-        names
+        sets.sort_unstable();
+        sets.dedup();
+        sets
     }
 
-    /// `NEWCHAIN` for every chain, then `NEWRULE` for every rule, with set
-    /// names resolved to kernel indexes.
-    pub fn contents(
+    /// The table with set names resolved to kernel indexes.
+    pub fn render(
         &self,
-        set_indexes: &BTreeMap<String, u16>,
-    ) -> Result<Vec<NftMessage>, MissingSetIndex> {
-        let proto = self.nf_proto();
-        let mut messages: Vec<NftMessage> = self.chains.iter().map(new_chain).collect();
+        set_indexes: &BTreeMap<SetId, u16>,
+    ) -> Result<RenderedTable, MissingSetIndex> {
+        let mut rules = Vec::with_capacity(self.rules.len());
         for rule in &self.rules {
             let mut exprs = Vec::new();
             for part in &rule.parts {
@@ -231,38 +243,21 @@ impl DesiredTable {
                         dirs,
                         inverted,
                     } => {
-                        let index = set_indexes
-                            .get(set)
-                            .ok_or_else(|| MissingSetIndex(set.clone()))?;
+                        let index = set_indexes.get(set).ok_or(MissingSetIndex(*set))?;
                         exprs.push(xt_set_match(*index, dirs, *inverted));
                     }
                 }
             }
-            messages.push(new_rule(&Rule::new(proto, TABLE_NAME, &rule.chain, exprs)));
+            rules.push(RenderedRule {
+                chain: rule.chain.clone(),
+                exprs,
+                userdata: None,
+            });
         }
-        Ok(messages)
-    }
-
-    /// The batch that (re)creates the whole table atomically: `NEWTABLE`
-    /// (a no-op if it exists, so the `DELTABLE` cannot fail on a missing
-    /// table), `DELTABLE`, then `NEWTABLE` and [`DesiredTable::contents`].
-    pub fn replace_messages(
-        &self,
-        set_indexes: &BTreeMap<String, u16>,
-    ) -> Result<Vec<NftMessage>, MissingSetIndex> {
-        let contents = self.contents(set_indexes)?;
-        Ok(Self::replace_with(self.nf_proto(), contents))
-    }
-
-    pub(crate) fn replace_with(proto: NfProto, contents: Vec<NftMessage>) -> Vec<NftMessage> {
-        let table = Table::new(proto, TABLE_NAME);
-        let mut messages = vec![
-            new_table(&table),
-            del_table(proto, TABLE_NAME),
-            new_table(&table),
-        ];
-        messages.extend(contents);
-        messages
+        Ok(RenderedTable {
+            chains: self.chains.clone(),
+            rules,
+        })
     }
 }
 

@@ -53,7 +53,7 @@ fn single_service() {
         [r#"10.96.0.10 comment "default/web""#]
     );
     // No endpoint on node-a.
-    assert!(d.sets["KUBE-LOOP-BACK"].entries.is_empty());
+    assert!(dset(&d, "KUBE-LOOP-BACK").entries.is_empty());
     // All 18 sets (kube-proxy's 17 and KUBE-NODE-PORT-IPS) exist in both
     // families, the others empty, with kube-proxy's options.
     assert_eq!(d.sets.len(), 36);
@@ -64,23 +64,27 @@ fn single_service() {
             ("KUBE-IPVS-IPS".to_owned(), 1)
         ]
     );
-    let v6: Vec<&String> = d.sets.keys().filter(|n| n.starts_with("KUBE-6-")).collect();
+    let v6: Vec<&SetId> = d
+        .sets
+        .keys()
+        .filter(|n| n.name().starts_with("KUBE-6-"))
+        .collect();
     assert_eq!(v6.len(), 18);
-    for name in v6 {
-        assert_eq!(d.sets[name].family, kipvs_packet_ipset::SetFamily::Inet6);
-        assert!(name.len() <= 31, "{name}");
+    for set in v6 {
+        assert_eq!(set.set_family(), kipvs_packet_ipset::SetFamily::Inet6);
+        assert!(set.name().len() <= 31, "{set}");
     }
-    let bitmap = &d.sets["KUBE-NODE-PORT-TCP"];
-    assert_eq!(bitmap.set_type, kipvs_packet_ipset::SetType::BitmapPort);
+    let bitmap = id("KUBE-NODE-PORT-TCP");
+    assert_eq!(bitmap.set_type(), kipvs_packet_ipset::SetType::BitmapPort);
     assert_eq!(
-        (bitmap.options.port_range, bitmap.options.hash_size),
+        (bitmap.options().port_range, bitmap.options().hash_size),
         (Some((0, 65535)), None)
     );
     assert_eq!(
-        d.sets["KUBE-LOOP-BACK"].set_type,
+        id("KUBE-LOOP-BACK").set_type(),
         kipvs_packet_ipset::SetType::HashIpPortIp
     );
-    let options = &d.sets["KUBE-CLUSTER-IP"].options;
+    let options = id("KUBE-CLUSTER-IP").options();
     assert_eq!(
         (options.hash_size, options.max_elem, options.comment),
         (Some(1024), Some(65536), true)
@@ -125,8 +129,8 @@ fn multi_port_service_has_one_virtual_service_per_port() {
     );
     // One address for the three ports.
     assert_eq!(d.addresses.len(), 1);
-    assert_eq!(d.sets["KUBE-CLUSTER-IP"].entries.len(), 3);
-    assert_eq!(d.sets["KUBE-IPVS-IPS"].entries.len(), 1);
+    assert_eq!(dset(&d, "KUBE-CLUSTER-IP").entries.len(), 3);
+    assert_eq!(dset(&d, "KUBE-IPVS-IPS").entries.len(), 1);
 }
 
 #[test]
@@ -169,11 +173,11 @@ fn mixed_tcp_udp_sctp() {
     );
     assert_eq!(
         set_entries(&d, "KUBE-CLUSTER-IP"),
-        // (keyed by the entry's text, so in string order)
+        // (keyed by address, protocol number, port)
         [
-            r#"10.96.0.10,sctp:3868 comment "kube-system/dns:sig""#,
             r#"10.96.0.10,tcp:53 comment "kube-system/dns:dns-tcp""#,
             r#"10.96.0.10,udp:53 comment "kube-system/dns:dns""#,
+            r#"10.96.0.10,sctp:3868 comment "kube-system/dns:sig""#,
         ]
     );
 }
@@ -340,7 +344,7 @@ fn dual_stack_service_gets_each_family_its_own_endpoints() {
         set_entries(&d, "KUBE-6-LOOP-BACK"),
         [r#"fd00:244::2,tcp:8080,fd00:244::2 comment "default/web:http""#]
     );
-    assert!(d.sets["KUBE-LOOP-BACK"].entries.is_empty());
+    assert!(dset(&d, "KUBE-LOOP-BACK").entries.is_empty());
 }
 
 #[test]
@@ -513,7 +517,7 @@ fn service_without_valid_ports_binds_nothing() {
     let d = desired(&services, &[], &config());
     assert_eq!(d.warnings.len(), 1);
     assert!(d.addresses.is_empty());
-    assert!(d.sets["KUBE-IPVS-IPS"].entries.is_empty());
+    assert!(dset(&d, "KUBE-IPVS-IPS").entries.is_empty());
 }
 
 #[test]
@@ -542,14 +546,14 @@ fn local_endpoints_go_to_loop_back() {
             r#"10.244.1.5,tcp:8080,10.244.1.5 comment "default/web:http""#,
         ]
     );
-    let key = entry_key(&kipvs_packet_ipset::Entry::ip_port_ip(
+    let key = EntryKey::of(&kipvs_packet_ipset::Entry::ip_port_ip(
         ip("10.244.1.2"),
         6,
         8080,
         ip("10.244.1.2"),
     ));
     assert_eq!(
-        d.sets["KUBE-LOOP-BACK"].owners[&key].to_string(),
+        dset(&d, "KUBE-LOOP-BACK").entries[&key].owner.to_string(),
         "default/web:http"
     );
 }

@@ -70,7 +70,7 @@ fn external_ips_are_bound_unless_the_node_has_them() {
             r#"203.0.113.7,udp:53 comment "default/web:dns""#,
         ]
     );
-    assert!(d.sets["KUBE-EXTERNAL-IP-LOCAL"].entries.is_empty());
+    assert!(dset(&d, "KUBE-EXTERNAL-IP-LOCAL").entries.is_empty());
 }
 
 #[test]
@@ -84,7 +84,7 @@ fn external_ips_of_local_policy_services_go_to_the_local_set_only() {
         bare_entries(&d, "KUBE-EXTERNAL-IP-LOCAL"),
         ["203.0.113.7,tcp:80"]
     );
-    assert!(d.sets["KUBE-EXTERNAL-IP"].entries.is_empty());
+    assert!(dset(&d, "KUBE-EXTERNAL-IP").entries.is_empty());
     // No local endpoint: the virtual service exists without real servers.
     assert!(dests(&d, tcp_key("203.0.113.7", 80)).is_empty());
 }
@@ -120,8 +120,8 @@ fn addresses_of_a_family_the_service_lacks_are_reported_and_skipped() {
             "tcp 203.0.113.7:80"
         ]
     );
-    assert!(d.sets["KUBE-6-EXTERNAL-IP"].entries.is_empty());
-    assert!(d.sets["KUBE-6-LOAD-BALANCER"].entries.is_empty());
+    assert!(dset(&d, "KUBE-6-EXTERNAL-IP").entries.is_empty());
+    assert!(dset(&d, "KUBE-6-LOAD-BALANCER").entries.is_empty());
 }
 
 #[test]
@@ -190,7 +190,7 @@ fn load_balancer_ips_skip_proxy_mode_and_hostnames() {
     // No v6 endpoint at all, local or not.
     assert!(dests(&d, tcp_key("2001:db8::1", 80)).is_empty());
     // No firewall without source ranges.
-    assert!(d.sets["KUBE-LOAD-BALANCER-FW"].entries.is_empty());
+    assert!(dset(&d, "KUBE-LOAD-BALANCER-FW").entries.is_empty());
 }
 
 #[test]
@@ -247,8 +247,8 @@ fn services_sharing_a_load_balancer_address() {
     assert_eq!(
         set_entries(&d, "KUBE-LOAD-BALANCER"),
         [
-            r#"198.51.100.1,tcp:443 comment "default/b""#,
             r#"198.51.100.1,tcp:80 comment "default/a""#,
+            r#"198.51.100.1,tcp:443 comment "default/b""#,
             r#"198.51.100.1,udp:53 comment "default/a:dns""#,
             r#"198.51.100.1,udp:80 comment "default/c""#,
         ]
@@ -285,7 +285,7 @@ fn an_external_ip_never_takes_a_cluster_ip_over() {
             .to_string(),
         "default/zzz"
     );
-    assert!(d.sets["KUBE-EXTERNAL-IP"].entries.is_empty());
+    assert!(dset(&d, "KUBE-EXTERNAL-IP").entries.is_empty());
 }
 
 fn ranged(
@@ -320,9 +320,9 @@ fn source_ranges_firewall_the_load_balancer_address() {
             "198.51.100.1,tcp:443,203.0.113.0/24"
         ]
     );
-    assert!(d.sets["KUBE-LOAD-BALANCER-SOURCE-IP"].entries.is_empty());
+    assert!(dset(&d, "KUBE-LOAD-BALANCER-SOURCE-IP").entries.is_empty());
     // Cluster IPs and node ports are not firewalled.
-    assert_eq!(d.sets["KUBE-LOAD-BALANCER-FW"].entries.len(), 1);
+    assert_eq!(dset(&d, "KUBE-LOAD-BALANCER-FW").entries.len(), 1);
 }
 
 #[test]
@@ -364,8 +364,10 @@ fn unusable_ranges_fail_closed() {
         bare_entries(&d, "KUBE-LOAD-BALANCER-FW"),
         ["198.51.100.1,tcp:443"]
     );
-    assert!(d.sets["KUBE-LOAD-BALANCER-SOURCE-CIDR"].entries.is_empty());
-    assert!(d.sets["KUBE-LOAD-BALANCER-SOURCE-IP"].entries.is_empty());
+    assert!(dset(&d, "KUBE-LOAD-BALANCER-SOURCE-CIDR")
+        .entries
+        .is_empty());
+    assert!(dset(&d, "KUBE-LOAD-BALANCER-SOURCE-IP").entries.is_empty());
 }
 
 #[test]
@@ -392,7 +394,7 @@ fn dual_stack_ranges_apply_per_family() {
         bare_entries(&d, "KUBE-LOAD-BALANCER-SOURCE-CIDR"),
         ["198.51.100.1,tcp:443,203.0.113.0/24"]
     );
-    assert!(d.sets["KUBE-LOAD-BALANCER-SOURCE-IP"].entries.is_empty());
+    assert!(dset(&d, "KUBE-LOAD-BALANCER-SOURCE-IP").entries.is_empty());
 
     // Only v4 ranges: the v6 address is firewalled with nobody allowed
     // (the owner restricted the sources; a v6 client is in no range).
@@ -406,5 +408,7 @@ fn dual_stack_ranges_apply_per_family() {
         bare_entries(&d, "KUBE-6-LOAD-BALANCER-FW"),
         ["2001:db8::1,tcp:443"]
     );
-    assert!(d.sets["KUBE-6-LOAD-BALANCER-SOURCE-CID"].entries.is_empty());
+    assert!(dset(&d, "KUBE-6-LOAD-BALANCER-SOURCE-CID")
+        .entries
+        .is_empty());
 }

@@ -64,7 +64,10 @@ fn bad_cluster_ips(ips: &[&str]) -> Arc<K8sService> {
 
 /// `default/bad` ClusterIP 10.96.9.9:80 patched with `patch`.
 fn bad_patched(patch: Value) -> Arc<K8sService> {
-    patched(svc("default", "bad", &["10.96.9.9"], &[("", 80, "")]), patch)
+    patched(
+        svc("default", "bad", &["10.96.9.9"], &[("", 80, "")]),
+        patch,
+    )
 }
 
 /// A warning on `object` whose reason contains `text`.
@@ -322,7 +325,9 @@ fn port_cases() -> Vec<Case> {
         ),
         case(
             "16-character port name",
-            vec![bad_ports(json!([{ "name": "sixteen-chars-xx", "port": 80 }]))],
+            vec![bad_ports(
+                json!([{ "name": "sixteen-chars-xx", "port": 80 }]),
+            )],
             skipped(BAD, "invalid port name: is 16 bytes long"),
         ),
         case(
@@ -347,7 +352,9 @@ fn port_cases() -> Vec<Case> {
         ),
         case(
             "one bad port among good ones",
-            vec![bad_ports(json!([{ "name": "a", "port": 0 }, { "name": "b", "port": 81 }]))],
+            vec![bad_ports(
+                json!([{ "name": "a", "port": 0 }, { "name": "b", "port": 81 }]),
+            )],
             all(vec![
                 warns(BAD, "port \"a\": invalid port 0"),
                 virtual_services("default/bad", &["tcp 10.96.9.9:81"]),
@@ -356,11 +363,16 @@ fn port_cases() -> Vec<Case> {
         case(
             "the same port twice",
             vec![bad_ports(json!([{ "port": 80 }, { "port": 80 }]))],
-            all(vec![quiet(), virtual_services("default/bad", &["tcp 10.96.9.9:80"])]),
+            all(vec![
+                quiet(),
+                virtual_services("default/bad", &["tcp 10.96.9.9:80"]),
+            ]),
         ),
         case(
             "the same number under two names",
-            vec![bad_ports(json!([{ "name": "a", "port": 80 }, { "name": "b", "port": 80 }]))],
+            vec![bad_ports(
+                json!([{ "name": "a", "port": 80 }, { "name": "b", "port": 80 }]),
+            )],
             all(vec![
                 warns(BAD, "tcp 10.96.9.9:80 is already used by default/bad:a"),
                 virtual_services("default/bad", &["tcp 10.96.9.9:80"]),
@@ -388,13 +400,20 @@ fn port_cases() -> Vec<Case> {
         ),
         case(
             "nodePort on a ClusterIP service is not served",
-            vec![bad_patched(json!({ "spec": { "ports": [{ "port": 80, "nodePort": 30080 }] } }))],
-            all(vec![quiet(), virtual_services("default/bad", &["tcp 10.96.9.9:80"])]),
+            vec![bad_patched(
+                json!({ "spec": { "ports": [{ "port": 80, "nodePort": 30080 }] } }),
+            )],
+            all(vec![
+                quiet(),
+                virtual_services("default/bad", &["tcp 10.96.9.9:80"]),
+            ]),
         ),
         case(
             "1000 ports",
             vec![bad_ports(Value::Array(
-                (1..=1000).map(|p| json!({ "name": format!("p{p}"), "port": p })).collect(),
+                (1..=1000)
+                    .map(|p| json!({ "name": format!("p{p}"), "port": p }))
+                    .collect(),
             ))],
             Box::new(|d| {
                 let count = d
@@ -461,7 +480,10 @@ fn address_cases() -> Vec<Case> {
         case(
             "duplicate cluster IPs",
             vec![bad_cluster_ips(&["10.96.9.9", "10.96.9.9"])],
-            all(vec![quiet(), virtual_services("default/bad", &["tcp 10.96.9.9:80"])]),
+            all(vec![
+                quiet(),
+                virtual_services("default/bad", &["tcp 10.96.9.9:80"]),
+            ]),
         ),
         case(
             "a special address beside a valid one",
@@ -485,14 +507,19 @@ fn address_cases() -> Vec<Case> {
             "another service's cluster IP and port",
             vec![svc("default", "zbad", &["10.96.0.10"], &[("", 80, "")])],
             all(vec![
-                warns("Service default/zbad", "tcp 10.96.0.10:80 is already used by default/good:http"),
+                warns(
+                    "Service default/zbad",
+                    "tcp 10.96.0.10:80 is already used by default/good:http",
+                ),
                 no_virtual_service("default/zbad"),
             ]),
         ),
         case(
             "ExternalName",
-            vec![bad_spec(json!({ "type": "ExternalName", "externalName": "example.com",
-                                   "clusterIP": "10.96.9.9", "ports": [{ "port": 80 }] }))],
+            vec![bad_spec(
+                json!({ "type": "ExternalName", "externalName": "example.com",
+                                   "clusterIP": "10.96.9.9", "ports": [{ "port": 80 }] }),
+            )],
             all(vec![quiet(), no_virtual_service("default/bad")]),
         ),
         case(
@@ -521,7 +548,10 @@ fn address_cases() -> Vec<Case> {
             vec![bad_patched(json!({ "spec": { "type": "LoadBalancer" },
                 "status": { "loadBalancer": { "ingress": [{ "ip": addr }] } } }))],
             all(vec![
-                warns(BAD, &format!("load-balancer ingress IP {addr} is {kind}; ignored")),
+                warns(
+                    BAD,
+                    &format!("load-balancer ingress IP {addr} is {kind}; ignored"),
+                ),
                 virtual_services("default/bad", &["tcp 10.96.9.9:80"]),
             ]),
         ));
@@ -546,7 +576,10 @@ fn external_cases() -> Vec<Case> {
                         "status": { "loadBalancer": { "ingress": [{ "ip": "127.0.0.1" }] } } }),
             )],
             all(vec![
-                warns(BAD, "load-balancer ingress IP 127.0.0.1 is a loopback address"),
+                warns(
+                    BAD,
+                    "load-balancer ingress IP 127.0.0.1 is a loopback address",
+                ),
                 virtual_services("default/bad", &["tcp 10.96.9.9:22"]),
                 Box::new(|d| match d.addresses.iter().any(|a| a.is_loopback()) {
                     true => Err("127.0.0.1 is bound".into()),
@@ -561,20 +594,32 @@ fn external_cases() -> Vec<Case> {
         ),
         case(
             "IPv6 externalIP on an IPv4 service",
-            vec![bad_patched(json!({ "spec": { "externalIPs": ["2001:db8::1"] } }))],
-            warns(BAD, "externalIP 2001:db8::1 is IPv6, the service has no IPv6 cluster IP"),
+            vec![bad_patched(
+                json!({ "spec": { "externalIPs": ["2001:db8::1"] } }),
+            )],
+            warns(
+                BAD,
+                "externalIP 2001:db8::1 is IPv6, the service has no IPv6 cluster IP",
+            ),
         ),
         case(
             "externalIP that is another service's cluster IP",
-            vec![bad_patched(json!({ "spec": { "externalIPs": ["10.96.0.10"] } }))],
+            vec![bad_patched(
+                json!({ "spec": { "externalIPs": ["10.96.0.10"] } }),
+            )],
             all(vec![
-                warns(BAD, "tcp 10.96.0.10:80 is already used by default/good:http"),
+                warns(
+                    BAD,
+                    "tcp 10.96.0.10:80 is already used by default/good:http",
+                ),
                 virtual_services("default/bad", &["tcp 10.96.9.9:80"]),
             ]),
         ),
         case(
             "externalIP that is a node address is served there, not bound",
-            vec![bad_patched(json!({ "spec": { "externalIPs": ["192.168.50.10"] } }))],
+            vec![bad_patched(
+                json!({ "spec": { "externalIPs": ["192.168.50.10"] } }),
+            )],
             all(vec![
                 quiet(),
                 virtual_services("default/bad", &["tcp 10.96.9.9:80", "tcp 192.168.50.10:80"]),
@@ -586,7 +631,9 @@ fn external_cases() -> Vec<Case> {
         ),
         case(
             "the same externalIP twice",
-            vec![bad_patched(json!({ "spec": { "externalIPs": ["198.51.100.1", "198.51.100.1"] } }))],
+            vec![bad_patched(
+                json!({ "spec": { "externalIPs": ["198.51.100.1", "198.51.100.1"] } }),
+            )],
             all(vec![
                 quiet(),
                 virtual_services("default/bad", &["tcp 10.96.9.9:80", "tcp 198.51.100.1:80"]),
@@ -594,12 +641,19 @@ fn external_cases() -> Vec<Case> {
         ),
         case(
             "257 externalIPs",
-            vec![bad_patched(json!({ "spec": { "externalIPs": many_ips(257) } }))],
-            skipped(BAD, "257 externalIPs and load-balancer IPs, more than the limit of 256"),
+            vec![bad_patched(
+                json!({ "spec": { "externalIPs": many_ips(257) } }),
+            )],
+            skipped(
+                BAD,
+                "257 externalIPs and load-balancer IPs, more than the limit of 256",
+            ),
         ),
         case(
             "256 externalIPs are within the limit",
-            vec![bad_patched(json!({ "spec": { "externalIPs": many_ips(256) } }))],
+            vec![bad_patched(
+                json!({ "spec": { "externalIPs": many_ips(256) } }),
+            )],
             Box::new(|d| {
                 let n = d
                     .virtual_services
@@ -618,7 +672,10 @@ fn external_cases() -> Vec<Case> {
                 "externalIPs": many_ips(1000),
                 "ports": (1..=1000).map(|p| json!({ "name": format!("p{p}"), "port": p })).collect::<Vec<_>>(),
             } }))],
-            skipped(BAD, "1000 externalIPs and load-balancer IPs, more than the limit of 256"),
+            skipped(
+                BAD,
+                "1000 externalIPs and load-balancer IPs, more than the limit of 256",
+            ),
         ),
         case(
             "100 000 externalIPs, all invalid: ten warnings and a count",
@@ -637,13 +694,19 @@ fn external_cases() -> Vec<Case> {
             "hostname-only ingress",
             vec![bad_patched(json!({ "spec": { "type": "LoadBalancer" },
                 "status": { "loadBalancer": { "ingress": [{ "hostname": "lb.example.com" }] } } }))],
-            all(vec![quiet(), virtual_services("default/bad", &["tcp 10.96.9.9:80"])]),
+            all(vec![
+                quiet(),
+                virtual_services("default/bad", &["tcp 10.96.9.9:80"]),
+            ]),
         ),
         case(
             "ingress with ipMode Proxy",
             vec![bad_patched(json!({ "spec": { "type": "LoadBalancer" },
                 "status": { "loadBalancer": { "ingress": [{ "ip": "203.0.113.7", "ipMode": "Proxy" }] } } }))],
-            all(vec![quiet(), virtual_services("default/bad", &["tcp 10.96.9.9:80"])]),
+            all(vec![
+                quiet(),
+                virtual_services("default/bad", &["tcp 10.96.9.9:80"]),
+            ]),
         ),
         case(
             "invalid ingress IP",
@@ -678,9 +741,14 @@ fn external_cases() -> Vec<Case> {
         ),
         case(
             "affinity timeout 0",
-            vec![bad_patched(json!({ "spec": { "sessionAffinity": "ClientIP",
-                "sessionAffinityConfig": { "clientIP": { "timeoutSeconds": 0 } } } }))],
-            warns(BAD, "invalid sessionAffinityConfig.clientIP.timeoutSeconds 0; using 10800"),
+            vec![bad_patched(
+                json!({ "spec": { "sessionAffinity": "ClientIP",
+                "sessionAffinityConfig": { "clientIP": { "timeoutSeconds": 0 } } } }),
+            )],
+            warns(
+                BAD,
+                "invalid sessionAffinityConfig.clientIP.timeoutSeconds 0; using 10800",
+            ),
         ),
         case(
             "unknown scheduler annotation",
@@ -704,15 +772,34 @@ fn slice_cases() -> Vec<Case> {
     };
     vec![
         with_slices(
-            case("FQDN slice", vec![bad()], all(vec![quiet(), virtual_services("default/bad", &["tcp 10.96.9.9:80"])])),
-            vec![bad_slice("FQDN", &port, &[("example.com", Some(true), None)])],
+            case(
+                "FQDN slice",
+                vec![bad()],
+                all(vec![
+                    quiet(),
+                    virtual_services("default/bad", &["tcp 10.96.9.9:80"]),
+                ]),
+            ),
+            vec![bad_slice(
+                "FQDN",
+                &port,
+                &[("example.com", Some(true), None)],
+            )],
         ),
         with_slices(
-            case("unknown addressType", vec![bad()], warns(BAD_SLICE, "unsupported addressType \"IPv5\"")),
+            case(
+                "unknown addressType",
+                vec![bad()],
+                warns(BAD_SLICE, "unsupported addressType \"IPv5\""),
+            ),
             vec![bad_slice("IPv5", &port, &[ep("10.244.1.9")])],
         ),
         with_slices(
-            case("invalid endpoint address", vec![bad()], warns(BAD_SLICE, "invalid endpoint address \"10.244.1\"")),
+            case(
+                "invalid endpoint address",
+                vec![bad()],
+                warns(BAD_SLICE, "invalid endpoint address \"10.244.1\""),
+            ),
             vec![bad_slice("IPv4", &port, &[ep("10.244.1")])],
         ),
         with_slices(
@@ -720,21 +807,36 @@ fn slice_cases() -> Vec<Case> {
                 "loopback endpoint",
                 vec![bad()],
                 all(vec![
-                    warns(BAD_SLICE, "endpoint address 127.0.0.1 is a loopback address"),
+                    warns(
+                        BAD_SLICE,
+                        "endpoint address 127.0.0.1 is a loopback address",
+                    ),
                     Box::new(|d| match dests(d, tcp_key("10.96.9.9", 80)).as_slice() {
                         [one] if one == "10.244.1.9:8080" => Ok(()),
                         other => Err(format!("{other:?}")),
                     }),
                 ]),
             ),
-            vec![bad_slice("IPv4", &port, &[ep("127.0.0.1"), ep("10.244.1.9")])],
+            vec![bad_slice(
+                "IPv4",
+                &port,
+                &[ep("127.0.0.1"), ep("10.244.1.9")],
+            )],
         ),
         with_slices(
-            case("endpoint of the other family", vec![bad()], warns(BAD_SLICE, "endpoint address fd00::1 is not IPv4")),
+            case(
+                "endpoint of the other family",
+                vec![bad()],
+                warns(BAD_SLICE, "endpoint address fd00::1 is not IPv4"),
+            ),
             vec![bad_slice("IPv4", &port, &[ep("fd00::1")])],
         ),
         with_slices(
-            case("target port 0", vec![bad()], warns(BAD_SLICE, "invalid target port 0")),
+            case(
+                "target port 0",
+                vec![bad()],
+                warns(BAD_SLICE, "invalid target port 0"),
+            ),
             vec![bad_slice("IPv4", &[("", 0, "TCP")], &[ep("10.244.1.9")])],
         ),
         with_slices(
@@ -771,9 +873,14 @@ fn slice_cases() -> Vec<Case> {
             case(
                 "100 000 endpoints",
                 vec![bad()],
-                Box::new(|d| match d.virtual_services[&tcp_key("10.96.9.9", 80)].destinations.len() {
-                    100_000 => Ok(()),
-                    n => Err(format!("{n} real servers")),
+                Box::new(|d| {
+                    match d.virtual_services[&tcp_key("10.96.9.9", 80)]
+                        .destinations
+                        .len()
+                    {
+                        100_000 => Ok(()),
+                        n => Err(format!("{n} real servers")),
+                    }
                 }),
             ),
             {
@@ -793,9 +900,19 @@ fn slice_cases() -> Vec<Case> {
             case(
                 "5000-character slice name",
                 vec![bad()],
-                warns(&format!("EndpointSlice default/{}…(5000 bytes)", long(253)), "invalid endpoint address"),
+                warns(
+                    &format!("EndpointSlice default/{}…(5000 bytes)", long(253)),
+                    "invalid endpoint address",
+                ),
             ),
-            vec![slice("default", &long(5000), "bad", "IPv4", &port, &[ep("x")])],
+            vec![slice(
+                "default",
+                &long(5000),
+                "bad",
+                "IPv4",
+                &port,
+                &[ep("x")],
+            )],
         ),
     ]
 }
@@ -817,13 +934,21 @@ fn limit_cases() -> Vec<Case> {
     let mut excluded = case(
         "cluster IP in --ipvs-exclude-cidrs",
         vec![bad_cluster_ips(&["10.96.9.9"])],
-        skipped(BAD, "tcp 10.96.9.9:80 is in --ipvs-exclude-cidrs; left alone"),
+        skipped(
+            BAD,
+            "tcp 10.96.9.9:80 is in --ipvs-exclude-cidrs; left alone",
+        ),
     );
     excluded.config.exclude_cidrs = vec!["10.96.9.0/24".parse().unwrap()];
     let mut few = case(
         "--max-service-addresses 1",
-        vec![bad_patched(json!({ "spec": { "externalIPs": ["198.51.100.1", "198.51.100.2"] } }))],
-        skipped(BAD, "2 externalIPs and load-balancer IPs, more than the limit of 1"),
+        vec![bad_patched(
+            json!({ "spec": { "externalIPs": ["198.51.100.1", "198.51.100.2"] } }),
+        )],
+        skipped(
+            BAD,
+            "2 externalIPs and load-balancer IPs, more than the limit of 1",
+        ),
     );
     few.config.max_service_addresses = 1;
     vec![capped, excluded, few]
@@ -858,7 +983,10 @@ fn hostile_objects_are_skipped_with_a_warning_and_disturb_nothing() {
         if !d.addresses.contains(&ip("10.96.0.10")) {
             failures.push(format!("{}: the good service is not bound", case.name));
         }
-        if d.warnings.iter().any(|w| w.object == "Service default/good") {
+        if d.warnings
+            .iter()
+            .any(|w| w.object == "Service default/good")
+        {
             failures.push(format!("{}: the good service got a warning", case.name));
         }
         if let Err(problem) = (case.check)(&d) {
@@ -866,13 +994,27 @@ fn hostile_objects_are_skipped_with_a_warning_and_disturb_nothing() {
         }
         // Whatever was planned fits the kernel's comment limit.
         for (name, set) in &d.sets {
-            for entry in set.entries.values() {
-                if entry.comment.as_ref().is_some_and(|c| c.len() > IPSET_MAX_COMMENT_SIZE) {
-                    failures.push(format!("{}: {name} has a comment over 255 bytes", case.name));
+            let name = name.name();
+            for entry in set.entries() {
+                if entry
+                    .comment
+                    .as_ref()
+                    .is_some_and(|c| c.len() > IPSET_MAX_COMMENT_SIZE)
+                {
+                    failures.push(format!(
+                        "{}: {name} has a comment over 255 bytes",
+                        case.name
+                    ));
                 }
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
     println!("{} hostile cases", cases.len());
 }

@@ -135,8 +135,8 @@ fn sctp_node_ports_are_listed_per_node_address() {
         ["fd00:50::10,sctp:31868"]
     );
     // The bitmap sets cannot hold SCTP.
-    assert!(d.sets["KUBE-NODE-PORT-TCP"].entries.is_empty());
-    assert!(d.sets["KUBE-NODE-PORT-LOCAL-TCP"].entries.is_empty());
+    assert!(dset(&d, "KUBE-NODE-PORT-TCP").entries.is_empty());
+    assert!(dset(&d, "KUBE-NODE-PORT-LOCAL-TCP").entries.is_empty());
 }
 
 #[test]
@@ -276,7 +276,7 @@ fn without_node_addresses_nothing_is_marked_for_node_ports() {
     )];
     let d = desired(&services, &[], &config());
     assert_eq!(vs_keys(&d), ["tcp 10.96.0.10:80"]);
-    assert!(d.sets["KUBE-NODE-PORT-TCP"].entries.is_empty());
+    assert!(dset(&d, "KUBE-NODE-PORT-TCP").entries.is_empty());
 }
 
 #[test]

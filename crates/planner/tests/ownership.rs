@@ -101,11 +101,11 @@ fn what_our_sets_list_or_our_link_carries_is_ours() {
 fn a_listed_but_unwanted_key_is_ours_to_remove() {
     let d = web();
     let mut o = observed_from(&d);
-    o.sets
-        .get_mut("KUBE-CLUSTER-IP")
-        .unwrap()
-        .entries
-        .push(Entry::ip_port(ip(CLUSTER), 6, 443).with_comment("default/old:https"));
+    add_entries(
+        &mut o,
+        "KUBE-CLUSTER-IP",
+        vec![Entry::ip_port(ip(CLUSTER), 6, 443).with_comment("default/old:https")],
+    );
     let ownership = ownership(&d, &o, every_key());
     assert!(ownership.ours.contains(&tcp_key(CLUSTER, 443)));
     assert!(!ownership.ours.contains(&tcp_key("10.0.0.1", 80)));
@@ -128,11 +128,14 @@ fn excluded_ranges_are_never_ours_even_when_listed() {
     );
     // ...and not adopted, even though a set of ours lists it.
     let mut o = Observed::default();
-    let mut listed = kipvs_packet_ipset::SetInfo::default();
-    listed
-        .entries
-        .push(Entry::ip_port(ip(CLUSTER), 6, 80).with_comment("default/web:http"));
-    o.sets.insert("KUBE-CLUSTER-IP".into(), listed);
+    let cluster_ips = id("KUBE-CLUSTER-IP");
+    o.sets
+        .insert(cluster_ips, ObservedSet::created(cluster_ips, Some(3)));
+    add_entries(
+        &mut o,
+        "KUBE-CLUSTER-IP",
+        vec![Entry::ip_port(ip(CLUSTER), 6, 80).with_comment("default/web:http")],
+    );
     let ownership = ownership(&d, &o, [tcp_key(CLUSTER, 80)]);
     assert_eq!(ownership, Ownership::default());
     assert!(is_excluded(&d.excluded, &tcp_key(CLUSTER, 80)));
@@ -145,14 +148,14 @@ fn kube_proxy_sets(d: &Desired) -> Observed {
     let mut o = observed_from(d);
     o.addresses.clear();
     for info in o.sets.values_mut() {
-        info.comment = false;
-        for entry in &mut info.entries {
+        info.header.comment = false;
+        for entry in info.entries.values_mut() {
             entry.comment = None;
         }
     }
     // kube-ipvs's own set: kube-proxy never made it.
-    o.sets.remove("KUBE-NODE-PORT-IPS");
-    o.sets.remove("KUBE-6-NODE-PORT-IPS");
+    o.sets.remove(&id("KUBE-NODE-PORT-IPS"));
+    o.sets.remove(&id("KUBE-6-NODE-PORT-IPS"));
     o.virtual_services.clear();
     o
 }
@@ -174,7 +177,7 @@ fn taking_over_from_kube_proxy_adopts_its_node_ports_by_its_bitmaps() {
     // The same bitmap made by kube-ipvs (with comments) is no evidence: a
     // node port number says nothing about who made a virtual service.
     let mut ours = o.clone();
-    ours.sets.get_mut("KUBE-NODE-PORT-TCP").unwrap().comment = true;
+    oset(&mut ours, "KUBE-NODE-PORT-TCP").header.comment = true;
     let ownership = ownership_of_every_key(&d, &ours);
     assert!(ownership.foreign.contains(&tcp_key(NODE, 30080)));
     // A UDP virtual service on the TCP node port's number is not adopted.
@@ -197,24 +200,29 @@ fn sets_kube_proxy_made_are_replaced_filled_and_nothing_else_touches_them() {
     o.virtual_services = observed_from(&d).virtual_services;
     o.addresses = d.addresses.clone();
     let plan = plan(&d, &o, &Default::default());
-    let replaced: Vec<String> = plan
+    let replaced: Vec<&str> = plan
         .steps
         .iter()
         .filter_map(|step| match &step.action {
-            Action::ReplaceSet { name, entries, reason, .. } => {
+            Action::ReplaceSet {
+                set,
+                entries,
+                reason,
+            } => {
                 assert!(reason.contains("without comments"), "{reason}");
-                assert_eq!(entries, &d.sets[name].entries.values().cloned().collect::<Vec<_>>());
-                Some(name.clone())
+                assert_eq!(entries, &d.sets[set].entries().cloned().collect::<Vec<_>>());
+                Some(set.name())
             }
             _ => None,
         })
         .collect();
     // Every set but KUBE-NODE-PORT-IPS (created) in both families.
     assert_eq!(replaced.len(), 34, "{replaced:?}");
-    assert!(lines(&plan).contains(&"[node] create set KUBE-NODE-PORT-IPS hash:ip,port family inet".to_owned()));
+    assert!(lines(&plan)
+        .contains(&"[node] create set KUBE-NODE-PORT-IPS hash:ip,port family inet".to_owned()));
     let sets_only = plan.steps.iter().all(|step| match &step.action {
         Action::ReplaceSet { .. } | Action::CreateSet { .. } => step.owner.is_none(),
-        Action::AddSetEntries { set, .. } => set == "KUBE-NODE-PORT-IPS",
+        Action::AddSetEntries { set, .. } => set.name() == "KUBE-NODE-PORT-IPS",
         _ => false,
     });
     assert!(sets_only, "{:#?}", lines(&plan));
@@ -229,8 +237,8 @@ fn sets_kube_proxy_made_are_replaced_filled_and_nothing_else_touches_them() {
 fn a_set_of_another_type_or_family_is_replaced_with_the_reason() {
     let d = web();
     let mut o = observed_from(&d);
-    o.sets.get_mut("KUBE-CLUSTER-IP").unwrap().type_name = "hash:ip".into();
-    o.sets.get_mut("KUBE-LOOP-BACK").unwrap().family = 10; // NFPROTO_IPV6
+    oset(&mut o, "KUBE-CLUSTER-IP").header.type_name = "hash:ip".into();
+    oset(&mut o, "KUBE-LOOP-BACK").header.family = kipvs_packet_ipset::SetFamily::Inet6;
     let plan = plan(&d, &o, &Default::default());
     let lines = lines(&plan);
     assert_eq!(

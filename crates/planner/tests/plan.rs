@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use kipvs_packet_ipset::Entry;
 use kipvs_packet_ipvs::Protocol;
-use kipvs_packet_nftables::{exprs, Expr, NftBody, RuleAttr};
+use kipvs_packet_nftables::{exprs, Expr};
 use kipvs_planner::*;
 
 /// No draining real server's grace is over.
@@ -41,10 +41,11 @@ fn cfg() -> NodeConfig {
 /// wants (its size follows the table's rules, tested in `tables.rs`).
 fn replace_line(desired: &Desired, family: IpFamily) -> String {
     let table = desired.tables.iter().find(|t| t.family == family).unwrap();
-    let messages = table.replace_messages(&indexes()).unwrap().len();
     format!(
-        "[node] replace table {:?} kube-ipvs ({messages} messages)",
-        table.nf_proto()
+        "[node] replace table {} kube-ipvs ({} chains, {} rules)",
+        family.nf_proto_name(),
+        table.chains.len(),
+        table.rules.len()
     )
 }
 
@@ -53,7 +54,7 @@ fn the_cluster_cidr_adds_one_rule_to_its_family_only() {
     let d = desired(&[], &[], &cfg());
     let size = |family| {
         let table = d.tables.iter().find(|t| t.family == family).unwrap();
-        table.replace_messages(&indexes()).unwrap().len()
+        table.render(&indexes()).unwrap().rules.len()
     };
     assert_eq!(size(IpFamily::V4), size(IpFamily::V6) + 1);
 }
@@ -88,8 +89,7 @@ fn new_service_is_complete_before_its_address_is_bound() {
     let empty = desired(&[], &[], &cfg());
     let mut observed = observed_from(&empty);
     // Start from a node where the sets do not exist yet for v6.
-    observed.sets.remove("KUBE-6-CLUSTER-IP");
-    observed.set_indexes.remove("KUBE-6-CLUSTER-IP");
+    observed.sets.remove(&id("KUBE-6-CLUSTER-IP"));
     let d = desired(&services, &slices, &cfg());
     let p = plan(&d, &observed, &NONE_EXPIRED);
     assert_eq!(
@@ -321,7 +321,7 @@ fn removal_without_a_readable_comment_has_no_owner() {
     let (services, slices) = web();
     let mut observed = observed_from(&desired(&services, &slices, &cfg()));
     for info in observed.sets.values_mut() {
-        for e in &mut info.entries {
+        for e in info.entries.values_mut() {
             e.comment = None;
         }
     }
@@ -375,7 +375,7 @@ fn stats_counters_and_entry_comments_are_not_differences() {
         }
     }
     // Added earlier under another comment: still the same entry.
-    for e in &mut observed.sets.get_mut("KUBE-CLUSTER-IP").unwrap().entries {
+    for e in oset(&mut observed, "KUBE-CLUSTER-IP").entries.values_mut() {
         e.comment = Some("someone else".into());
     }
     assert!(plan(&d, &observed, &NONE_EXPIRED).is_empty());
@@ -435,7 +435,7 @@ mod drift {
     #[test]
     fn flushed_set() {
         let (d, mut o) = setup();
-        o.sets.get_mut("KUBE-CLUSTER-IP").unwrap().entries.clear();
+        oset(&mut o, "KUBE-CLUSTER-IP").entries.clear();
         let p = plan(&d, &o, &NONE_EXPIRED);
         assert_eq!(
             lines(&p),
@@ -444,7 +444,7 @@ mod drift {
         let Action::AddSetEntries { set, entries } = &p.steps[0].action else {
             unreachable!()
         };
-        assert_eq!(set, "KUBE-CLUSTER-IP");
+        assert_eq!(set.name(), "KUBE-CLUSTER-IP");
         assert_eq!(
             entries,
             &[Entry::ip_port(ip("10.96.0.10"), 6, 80).with_comment("default/web:http")]
@@ -455,11 +455,7 @@ mod drift {
     fn foreign_set_entry() {
         let (d, mut o) = setup();
         let stale = Entry::ip_port(ip("10.96.9.9"), 17, 53).with_comment("gone/dns:dns");
-        o.sets
-            .get_mut("KUBE-CLUSTER-IP")
-            .unwrap()
-            .entries
-            .push(stale);
+        add_entries(&mut o, "KUBE-CLUSTER-IP", vec![stale]);
         let p = plan(&d, &o, &NONE_EXPIRED);
         assert_eq!(
             lines(&p),
@@ -489,11 +485,10 @@ mod drift {
         o.tables.remove(&IpFamily::V6);
         let p = plan(&d, &o, &NONE_EXPIRED);
         assert_eq!(lines(&p), [replace_line(&d, IpFamily::V6)]);
-        let Action::ReplaceTable { messages, .. } = &p.steps[0].action else {
+        let Action::ReplaceTable { table, .. } = &p.steps[0].action else {
             unreachable!()
         };
-        let expected = d.tables[1].replace_messages(&o.set_indexes).unwrap();
-        assert_eq!(messages, &expected);
+        assert_eq!(table, &d.tables[1].render(&o.set_indexes()).unwrap());
         assert!(plan(&d, &apply(&p, &o), &NONE_EXPIRED).is_empty());
     }
 
@@ -505,19 +500,9 @@ mod drift {
         let rule = table
             .rules
             .iter_mut()
-            .find(|m| {
-                let NftBody::NewRule(attrs) = &m.body else { return false };
-                attrs.iter().any(|a| matches!(a, RuleAttr::Expressions(e) if e.last() == Some(&exprs::masquerade(true))))
-            })
+            .find(|r| r.exprs.last() == Some(&exprs::masquerade(true)))
             .unwrap();
-        let NftBody::NewRule(attrs) = &mut rule.body else {
-            unreachable!()
-        };
-        for attr in attrs.iter_mut() {
-            if let RuleAttr::Expressions(e) = attr {
-                *e.last_mut().unwrap() = exprs::masquerade(false);
-            }
-        }
+        *rule.exprs.last_mut().unwrap() = exprs::masquerade(false);
         let p = plan(&d, &o, &NONE_EXPIRED);
         assert_eq!(lines(&p), [replace_line(&d, IpFamily::V4)]);
         assert!(plan(&d, &apply(&p, &o), &NONE_EXPIRED).is_empty());
@@ -535,22 +520,24 @@ mod drift {
 
         // A set recreated under another index: the rules must follow.
         let (d, mut o) = setup();
-        *o.set_indexes.get_mut("KUBE-6-LOOP-BACK").unwrap() = 40;
+        oset(&mut o, "KUBE-6-LOOP-BACK").header.index = Some(40);
         let p = plan(&d, &o, &NONE_EXPIRED);
         assert_eq!(lines(&p), [replace_line(&d, IpFamily::V6)]);
-        let Action::ReplaceTable { messages, .. } = &p.steps[0].action else {
+        let Action::ReplaceTable { table, .. } = &p.steps[0].action else {
             unreachable!()
         };
-        let uses_40 = messages.iter().any(|m| match &m.body {
-            NftBody::NewRule(attrs) => attrs.iter().any(|a| {
-                matches!(a,
-                    RuleAttr::Expressions(e) if e.iter().any(|x| *x == exprs::xt_set_match(
-                        40, &[kipvs_packet_nftables::xt_set::SetDir::Dst,
-                              kipvs_packet_nftables::xt_set::SetDir::Dst,
-                              kipvs_packet_nftables::xt_set::SetDir::Src], false))
+        let uses_40 = table.rules.iter().any(|rule| {
+            rule.exprs.iter().any(|x| {
+                *x == exprs::xt_set_match(
+                    40,
+                    &[
+                        kipvs_packet_nftables::xt_set::SetDir::Dst,
+                        kipvs_packet_nftables::xt_set::SetDir::Dst,
+                        kipvs_packet_nftables::xt_set::SetDir::Src,
+                    ],
+                    false,
                 )
-            }),
-            _ => false,
+            })
         });
         assert!(uses_40);
     }
@@ -559,22 +546,16 @@ mod drift {
     fn counters_in_dumped_rules_are_not_differences() {
         let (d, mut o) = setup();
         for rule in &mut o.tables.get_mut(&IpFamily::V4).unwrap().rules {
-            let NftBody::NewRule(attrs) = &mut rule.body else {
-                continue;
-            };
-            for attr in attrs.iter_mut() {
-                if let RuleAttr::Expressions(e) = attr {
-                    // The kernel dumps bitwise with its op.
-                    for x in e.iter_mut() {
-                        if let Expr::Bitwise(b) = x {
-                            if !b.iter().any(|a| {
-                                matches!(a, kipvs_packet_nftables::expr::BitwiseAttr::Op(_))
-                            }) {
-                                b.push(kipvs_packet_nftables::expr::BitwiseAttr::Op(
-                                    kipvs_packet_nftables::expr::BitwiseOp::MaskXor,
-                                ));
-                            }
-                        }
+            // The kernel dumps bitwise with its op.
+            for x in rule.exprs.iter_mut() {
+                if let Expr::Bitwise(b) = x {
+                    if !b
+                        .iter()
+                        .any(|a| matches!(a, kipvs_packet_nftables::expr::BitwiseAttr::Op(_)))
+                    {
+                        b.push(kipvs_packet_nftables::expr::BitwiseAttr::Op(
+                            kipvs_packet_nftables::expr::BitwiseOp::MaskXor,
+                        ));
                     }
                 }
             }
@@ -586,7 +567,7 @@ mod drift {
     fn table_withheld_while_a_set_index_is_missing() {
         let (d, mut o) = setup();
         o.tables.clear();
-        o.set_indexes.remove("KUBE-IPVS-IPS");
+        oset(&mut o, "KUBE-IPVS-IPS").header.index = None;
         o.addresses.clear();
         let p = plan(&d, &o, &NONE_EXPIRED);
         // The v6 table goes in; the v4 table and the v4 address wait.
@@ -740,7 +721,10 @@ mod drain {
         );
         assert_eq!(p.len(), 2);
         let drained = apply(&p, &o);
-        assert_eq!(draining(&d, &drained), BTreeSet::from([gone(Protocol::Tcp)]));
+        assert_eq!(
+            draining(&d, &drained),
+            BTreeSet::from([gone(Protocol::Tcp)])
+        );
         let p = plan(&d, &drained, &NONE_EXPIRED);
         assert_eq!(
             lines(&p),
@@ -874,9 +858,7 @@ mod ownership {
     fn leftovers() -> (Desired, Observed) {
         let d = desired(&[], &[], &cfg());
         let mut o = observed_from(&d);
-        let entries = |o: &mut Observed, set: &str, entries: Vec<Entry>| {
-            o.sets.get_mut(set).unwrap().entries.extend(entries);
-        };
+        let entries = add_entries;
         entries(
             &mut o,
             "KUBE-NODE-PORT-TCP",
@@ -920,15 +902,24 @@ mod ownership {
         assert!(!claimed.contains(&key("203.0.113.7", Protocol::Tcp, 443)));
 
         for (set, entry) in [
-            ("KUBE-LOAD-BALANCER", Entry::ip_port(ip("198.51.100.1"), 17, 53)),
+            (
+                "KUBE-LOAD-BALANCER",
+                Entry::ip_port(ip("198.51.100.1"), 17, 53),
+            ),
             ("KUBE-CLUSTER-IP", Entry::ip_port(ip("10.96.0.99"), 6, 1234)),
-            ("KUBE-6-NODE-PORT-IPS", Entry::ip_port(ip("fd00::10"), 132, 30132)),
+            (
+                "KUBE-6-NODE-PORT-IPS",
+                Entry::ip_port(ip("fd00::10"), 132, 30132),
+            ),
             // Sets that claim nothing: addresses, bare ports, -LOCAL.
             ("KUBE-6-IPVS-IPS", Entry::ip(ip("fd00::10"))),
             ("KUBE-HEALTH-CHECK-NODE-PORT", Entry::port(31000)),
-            ("KUBE-LOAD-BALANCER-LOCAL", Entry::ip_port(ip("198.51.100.2"), 6, 80)),
+            (
+                "KUBE-LOAD-BALANCER-LOCAL",
+                Entry::ip_port(ip("198.51.100.2"), 6, 80),
+            ),
         ] {
-            o.sets.get_mut(set).unwrap().entries.push(entry);
+            add_entries(&mut o, set, vec![entry]);
         }
         o.addresses.insert(ip("10.96.0.99"));
         let claimed = o.claimed();
@@ -968,7 +959,7 @@ mod ownership {
             Action::AddService(s) | Action::UpdateService(s) => s.key == held.key(),
             Action::AddDestination(k, _) | Action::DeleteService(k) => *k == held.key(),
             Action::AddSetEntries { set, entries } => {
-                set == "KUBE-CLUSTER-IP" && entries.iter().any(|e| e.port == Some(80))
+                set.name() == "KUBE-CLUSTER-IP" && entries.iter().any(|e| e.port == Some(80))
             }
             _ => false,
         });
@@ -977,7 +968,9 @@ mod ownership {
         assert_eq!(warnings.len(), 1);
         assert_eq!(warnings[0].object, "Service default/web");
         assert!(
-            warnings[0].reason.contains("tcp 10.96.0.10:80 is held by an IPVS virtual service kube-ipvs did not create"),
+            warnings[0].reason.contains(
+                "tcp 10.96.0.10:80 is held by an IPVS virtual service kube-ipvs did not create"
+            ),
             "{}",
             warnings[0].reason
         );
@@ -1004,6 +997,8 @@ mod ownership {
         let mut half = o.clone();
         half.virtual_services
             .remove(&key(NODE_IP, Protocol::Tcp, 30080));
-        assert!(half.claimed().contains(&key("203.0.113.7", Protocol::Tcp, 80)));
+        assert!(half
+            .claimed()
+            .contains(&key("203.0.113.7", Protocol::Tcp, 80)));
     }
 }

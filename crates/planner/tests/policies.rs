@@ -304,7 +304,7 @@ fn health_check_node_port_counts_local_ready_endpoints() {
         set_entries(&d, "KUBE-HEALTH-CHECK-NODE-PORT"),
         [r#"32000 comment "default/web""#]
     );
-    assert!(d.sets["KUBE-6-HEALTH-CHECK-NODE-PORT"].entries.is_empty());
+    assert!(dset(&d, "KUBE-6-HEALTH-CHECK-NODE-PORT").entries.is_empty());
 
     // No local endpoint: the port still answers (503).
     let d = desired(&services, &[], &node_config());

@@ -10,7 +10,7 @@ use kipvs_packet_nftables::{
         masquerade, meta_l4proto, reject, ret, saddr_in_cidr, xt_set_match,
     },
     xt_set::SetDir,
-    ChainAttr, Expr, HookAttr, NfHook, NfProto, NftBody, RuleAttr,
+    Expr, NfHook, NfProto,
 };
 use kipvs_planner::*;
 
@@ -23,19 +23,19 @@ fn table(d: &Desired, family: IpFamily) -> &DesiredTable {
 /// `KUBE-CLUSTER-IP dst,dst return` that keeps cluster-IP traffic out of
 /// the node-port rules).
 fn cluster_ip_rules(t: &DesiredTable) -> Vec<&TableRule> {
-    let set = SetRole::ClusterIp.set_name(t.family);
+    let set = SetId::new(SetRole::ClusterIp, t.family);
     let plain_return = RulePart::Exprs(vec![ret()]);
     t.rules
         .iter()
         .filter(|r| r.chain == "services")
-        .filter(|r| matches!(&r.parts[0], RulePart::SetMatch { set: s, .. } if s == set))
+        .filter(|r| matches!(&r.parts[0], RulePart::SetMatch { set: s, .. } if *s == set))
         .filter(|r| r.parts.get(1) != Some(&plain_return))
         .collect()
 }
 
 fn set_match(set: &str, dirs: &[SetDir], inverted: bool) -> RulePart {
     RulePart::SetMatch {
-        set: set.to_owned(),
+        set: id(set),
         dirs: dirs.to_vec(),
         inverted,
     }
@@ -209,7 +209,10 @@ fn the_v6_table_uses_v6_sets_and_loopback() {
     );
     // Every set a v6 rule names is a v6 set.
     let t = table(&d, IpFamily::V6);
-    assert!(t.referenced_sets().iter().all(|s| s.starts_with("KUBE-6-")));
+    assert!(t
+        .referenced_sets()
+        .iter()
+        .all(|s| s.name().starts_with("KUBE-6-")));
 }
 
 #[test]
@@ -342,7 +345,7 @@ fn several_cluster_cidrs_of_one_family_return_then_mark() {
         .iter()
         .take_while(|r| r.chain == "services")
         .map(|r| match &r.parts[0] {
-            RulePart::SetMatch { set, .. } => set.as_str(),
+            RulePart::SetMatch { set, .. } => set.name(),
             RulePart::Exprs(_) => "-",
         })
         .collect();
@@ -372,7 +375,7 @@ fn chains_and_set_references() {
         .map(|c| {
             (
                 c.name.as_str(),
-                c.base.as_ref().map(|b| (b.hook, b.priority)),
+                c.hook.as_ref().map(|b| (b.hook, b.priority)),
             )
         })
         .collect();
@@ -397,10 +400,10 @@ fn chains_and_set_references() {
     );
     // Every v6 set is used by some rule, but KUBE-6-NODE-PORT-IPS, which
     // only records which node-port virtual services are ours.
-    let mut all_v6: Vec<&str> = SetRole::ALL
+    let mut all_v6: Vec<SetId> = SetRole::ALL
         .iter()
         .filter(|role| **role != SetRole::NodePortIps)
-        .map(|role| role.set_name(IpFamily::V6))
+        .map(|role| SetId::new(*role, IpFamily::V6))
         .collect();
     all_v6.sort_unstable();
     assert_eq!(t.referenced_sets(), all_v6);
@@ -424,48 +427,34 @@ fn rendering_resolves_set_indexes() {
     let d = with(|c| c.masquerade_all = true);
     let t = table(&d, IpFamily::V4);
     let idx = indexes();
-    let contents = t.contents(&idx).unwrap();
-    assert_eq!(contents.len(), 12 + 34);
-    assert!(contents[..12]
-        .iter()
-        .all(|m| matches!(m.body, NftBody::NewChain(_))));
-    assert!(contents.iter().all(|m| m.header.family == NfProto::Ipv4));
-    let NftBody::NewChain(attrs) = &contents[6].body else {
-        unreachable!()
-    };
-    assert!(attrs.contains(&ChainAttr::Hook(vec![
-        HookAttr::Hooknum(NfHook::PreRouting),
-        HookAttr::Priority(-100)
-    ])));
-    // The second rule: KUBE-LOAD-BALANCER dst,dst goto load-balancer.
-    let NftBody::NewRule(attrs) = &contents[13].body else {
-        unreachable!()
-    };
-    let exprs: &Vec<Expr> = attrs
-        .iter()
-        .find_map(|a| match a {
-            RuleAttr::Expressions(e) => Some(e),
-            _ => None,
-        })
-        .unwrap();
+    let rendered = t.render(&idx).unwrap();
+    assert_eq!(rendered.chains, t.chains);
+    assert_eq!(rendered.rules.len(), 34);
     assert_eq!(
-        exprs[..],
+        rendered.chains[6].hook.map(|h| (h.hook, h.priority)),
+        Some((NfHook::PreRouting, -100))
+    );
+    // The second rule: KUBE-LOAD-BALANCER dst,dst goto load-balancer.
+    assert_eq!(rendered.rules[1].chain, "services");
+    assert_eq!(
+        rendered.rules[1].exprs,
         [
-            xt_set_match(idx["KUBE-LOAD-BALANCER"], &DST2, false),
+            xt_set_match(idx[&id("KUBE-LOAD-BALANCER")], &DST2, false),
             goto("load-balancer")
         ]
     );
-
-    let replace = t.replace_messages(&idx).unwrap();
-    assert!(matches!(replace[0].body, NftBody::NewTable(_)));
-    assert!(matches!(replace[1].body, NftBody::DelTable(_)));
-    assert!(matches!(replace[2].body, NftBody::NewTable(_)));
-    assert_eq!(replace[3..], contents[..]);
+    // A dump of it (attributes in the kernel's order, counters counting)
+    // is the same table.
+    assert_eq!(as_dumped(rendered.clone()), rendered);
+    // Another index is another table.
+    let mut moved = idx.clone();
+    moved.insert(id("KUBE-LOAD-BALANCER"), 99);
+    assert_ne!(t.render(&moved).unwrap(), rendered);
 
     let mut missing = idx.clone();
-    missing.remove("KUBE-LOOP-BACK");
+    missing.remove(&id("KUBE-LOOP-BACK"));
     assert_eq!(
-        t.contents(&missing),
-        Err(MissingSetIndex("KUBE-LOOP-BACK".into()))
+        t.render(&missing),
+        Err(MissingSetIndex(id("KUBE-LOOP-BACK")))
     );
 }

@@ -1,19 +1,24 @@
-//! The one error type of the runtime.
+//! The one error type of the runtime's loop (a failed step is a
+//! [`StepError`], reported and retried, never an error of the loop).
 
-use kipvs_netlink::SysctlError;
+use crate::kernel::StepError;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RuntimeError {
-    /// The kernel layer failed in a way the sync loop cannot work around
-    /// (no IPVS, no netlink socket, a dump that failed).
+    /// The kernel failed in a way the sync loop cannot work around (no
+    /// IPVS, no netlink socket).
     #[error(transparent)]
-    Kernel(#[from] kipvs_netlink::Error),
-    #[error(transparent)]
-    Sysctl(#[from] SysctlError),
+    Kernel(#[from] StepError),
     /// The cluster-state source stopped publishing snapshots.
     #[error("the cluster-state source stopped")]
     SourceStopped,
+}
+
+impl From<kipvs_netlink::Error> for RuntimeError {
+    fn from(error: kipvs_netlink::Error) -> Self {
+        RuntimeError::Kernel(StepError::Netlink(error))
+    }
 }
 
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;

@@ -1,28 +1,36 @@
 //! The kube-ipvs runtime: the sync loop that keeps the kernel in step with
-//! the cluster, and the dataplane it drives.
+//! the cluster, through a [`Kernel`]: the real one ([`NetlinkKernel`]) or
+//! one in memory for tests ([`MemoryKernel`]).
 //!
 //! ```text
 //! cluster snapshot ──► planner::desired ──┐
-//!                                         ├─► planner::plan ──► Dataplane::apply ──► kernel
-//! kernel ──► Dataplane::observe (cache) ──┘
+//!                                         ├─► planner::plan ──► apply_plan ──► Kernel::execute
+//! Kernel::observe (cached) ───────────────┘
 //! ```
 
-mod dataplane;
+mod apply_plan;
+mod backoff;
 mod drain;
 mod duration;
 mod error;
 mod health;
 mod health_check;
+mod kernel;
+mod memory_kernel;
+mod netlink_kernel;
+mod nft_table;
 mod node_addresses;
-mod record;
 mod sync;
 mod sync_loop;
 
-pub use dataplane::{owned_sets, ApplyReport, CleanupReport, Dataplane, DUMMY_LINK, SYSCTLS};
+pub use apply_plan::{apply_plan, ApplyReport};
 pub use duration::parse_duration;
 pub use error::{Result, RuntimeError};
 pub use health::{serve_healthz, ProxyHealth};
 pub use health_check::HealthCheckServers;
+pub use kernel::{message_kind, BatchKind, Kernel, StepError};
+pub use memory_kernel::MemoryKernel;
+pub use netlink_kernel::{owned_sets, CleanupReport, NetlinkKernel, DUMMY_LINK, SWAP_SET, SYSCTLS};
 pub use node_addresses::{node_addresses, NodeAddresses};
 pub use sync::{SyncConfig, SyncOutcome, Syncer};
-pub use sync_loop::run;
+pub use sync_loop::{run, run_with, AddressSource};

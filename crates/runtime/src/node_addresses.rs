@@ -19,32 +19,25 @@ use kipvs_netlink::{AddressEvents, Counters, InterfaceAddress, Links};
 use tokio::{sync::watch, task::JoinHandle};
 use tracing::{debug, info, warn};
 
-use crate::{Result, DUMMY_LINK};
+use crate::{backoff::Backoff, Result, DUMMY_LINK};
 
-/// The first wait after a failure (a read, or receiving notifications);
-/// doubles up to [`LAST_RETRY`] while the failures go on.
-const FIRST_RETRY: Duration = Duration::from_secs(1);
-const LAST_RETRY: Duration = Duration::from_secs(30);
+/// The wait after a failure (a read, or receiving notifications): 1 s,
+/// doubling up to 30 s while the failures go on.
+const RETRY: Backoff = Backoff {
+    first: Duration::from_secs(1),
+    last: Duration::from_secs(30),
+};
 
 /// Receiving notifications failed this many times in a row: the socket is
 /// given up, and the addresses are re-read on full resyncs instead (after
 /// about a minute and a half of backoff: 1 + 2 + 4 + 8 + 16 + 30 + 30 s).
 const RECEIVE_FAILURES_BEFORE_FALLBACK: u32 = 8;
 
-/// The wait before retrying after the `attempt`-th failure in a row
-/// (counted from 1): [`FIRST_RETRY`], doubling, capped at [`LAST_RETRY`].
-fn retry_after(attempt: u32) -> Duration {
-    let factor = 1u32
-        .checked_shl(attempt.saturating_sub(1))
-        .unwrap_or(u32::MAX);
-    FIRST_RETRY.saturating_mul(factor).min(LAST_RETRY)
-}
-
 /// After the `failures`-th failure in a row to receive notifications: how
 /// long to pause before re-reading the addresses, or `None` to give up on
 /// notifications.
 fn after_receive_failure(failures: u32) -> Option<Duration> {
-    (failures < RECEIVE_FAILURES_BEFORE_FALLBACK).then(|| retry_after(failures))
+    (failures < RECEIVE_FAILURES_BEFORE_FALLBACK).then(|| RETRY.after(failures))
 }
 
 /// The node addresses among `all`, given the index of `kube-ipvs0` (if it
@@ -235,7 +228,7 @@ async fn follow(
         let mut attempt = 0;
         while let Err(error) = reader.publish(&sender).await {
             attempt += 1;
-            let retry = retry_after(attempt);
+            let retry = RETRY.after(attempt);
             warn!(%error, retry_in = ?retry, "re-reading the node's addresses failed");
             tokio::time::sleep(retry).await;
         }
@@ -257,15 +250,6 @@ mod tests {
 
     fn ips(list: &[&str]) -> BTreeSet<IpAddr> {
         list.iter().map(|ip| ip.parse().unwrap()).collect()
-    }
-
-    #[test]
-    fn retries_double_up_to_thirty_seconds() {
-        let seconds: Vec<u64> = (1..=8).map(|n| retry_after(n).as_secs()).collect();
-        assert_eq!(seconds, [1, 2, 4, 8, 16, 30, 30, 30]);
-        // No overflow however long the failures go on.
-        assert_eq!(retry_after(40), LAST_RETRY);
-        assert_eq!(retry_after(u32::MAX), LAST_RETRY);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! One sync: desired state from a snapshot, planned against a cached view
-//! of the kernel (read back on full resyncs), applied.
+//! of the kernel (read back on full resyncs), applied through a
+//! [`Kernel`].
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -11,12 +12,15 @@ use std::{
 use kipvs_cluster::Snapshot;
 use kipvs_netlink::{Counters, CountersSnapshot};
 use kipvs_planner::{
-    conflicts, desired, draining, plan, retiring, HealthCheck, NodeConfig, Observed, Warning,
+    conflicts, desired, draining, plan, retiring, Desired, HealthCheck, NodeConfig, Observed,
+    VirtualServiceKey, Warning,
 };
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::{dataplane::Dataplane, drain::Drain, Result};
+use crate::{
+    apply_plan::apply_plan, drain::Drain, kernel::Kernel, netlink_kernel::NetlinkKernel, Result,
+};
 
 /// How the loop paces itself (kube-proxy's flags of the same names).
 #[derive(Debug, Clone)]
@@ -37,6 +41,8 @@ pub struct SyncOutcome {
     pub full: bool,
     pub steps: usize,
     pub failed: usize,
+    /// Steps not attempted because an earlier step of their service failed.
+    pub skipped: usize,
     /// Failed steps that belong to no service (see
     /// [`crate::ApplyReport::node_wide_failed`]).
     pub node_wide_failed: usize,
@@ -50,9 +56,9 @@ pub struct SyncOutcome {
 }
 
 /// Plans and applies against a cached view of the kernel.
-pub struct Syncer {
+pub struct Syncer<K> {
     config: SyncConfig,
-    dataplane: Dataplane,
+    kernel: K,
     observed: Option<Observed>,
     /// An apply found the kernel ahead of the cache (an add that already
     /// existed): the next sync reads the kernel back.
@@ -66,18 +72,29 @@ pub struct Syncer {
     local_addresses: BTreeSet<IpAddr>,
 }
 
-impl Syncer {
-    pub async fn open(config: SyncConfig, counters: Counters) -> Result<Syncer> {
-        Ok(Syncer {
+impl Syncer<NetlinkKernel> {
+    /// On the real kernel of this network namespace.
+    pub async fn open(config: SyncConfig, counters: Counters) -> Result<Self> {
+        Ok(Syncer::new(config, NetlinkKernel::open(counters).await?))
+    }
+}
+
+impl<K: Kernel> Syncer<K> {
+    pub fn new(config: SyncConfig, kernel: K) -> Self {
+        Syncer {
             drain: Drain::new(config.graceful_period, Instant::now()),
             config,
-            dataplane: Dataplane::open(counters).await?,
+            kernel,
             observed: None,
             observed_stale: false,
             last_full: Instant::now(),
             warnings: BTreeSet::new(),
             local_addresses: BTreeSet::new(),
-        })
+        }
+    }
+
+    pub fn config(&self) -> &SyncConfig {
+        &self.config
     }
 
     /// The node's current addresses; the next sync plans node ports on
@@ -116,104 +133,90 @@ impl Syncer {
     }
 
     /// One sync: desired state from the snapshot, the kernel read back if
-    /// `full` (or nothing is cached), the plan applied.
+    /// `full` (or nothing is cached, or the cache fell behind), the plan
+    /// applied.
     pub async fn sync(&mut self, snapshot: &Arc<Snapshot>, full: bool) -> Result<SyncOutcome> {
         let started = Instant::now();
-        let before = self.dataplane.counters().snapshot();
+        let before = self.kernel.counters().snapshot();
         let node = self.node_config(snapshot);
         let desired = desired(&snapshot.services, &snapshot.endpoint_slices, &node);
         let full = full || self.observed.is_none() || std::mem::take(&mut self.observed_stale);
+        let observed = if full {
+            self.read_back(&desired).await?
+        } else {
+            self.refresh_counters(&desired).await?
+        };
+        let mut warnings = desired.warnings.clone();
+        warnings.extend(conflicts(&desired, observed));
+        self.log_new_warnings(&warnings);
+        let mut outcome = self.plan_and_apply(&desired).await;
+        outcome.full = full;
+        outcome.messages = self.kernel.counters().snapshot().since(&before);
+        outcome.draining = self.drain.len();
+        log_sync(&outcome, desired.virtual_services.len(), started.elapsed());
+        outcome.health_checks = desired.health_checks;
+        Ok(outcome)
+    }
+
+    /// A full read of the kernel into the cache.
+    async fn read_back(&mut self, desired: &Desired) -> Result<&Observed> {
         // The counters count as read when the reading starts: one that
         // fails is retried with the next refresh (or the loop's backoff),
         // not in a busy loop of wake-ups.
-        if full {
+        self.drain.counters_read(Instant::now());
+        let observed = self.kernel.observe(desired).await?;
+        self.last_full = Instant::now();
+        Ok(self.observed.insert(observed))
+    }
+
+    /// Between full reads, fresh connection counters where they decide
+    /// something: the virtual services about to retire a real server, and
+    /// (every 5 s) those with draining ones. Nothing else is read.
+    async fn refresh_counters(&mut self, desired: &Desired) -> Result<&Observed> {
+        let observed = self.observed.get_or_insert_with(Observed::default);
+        let mut services = retiring(desired, observed);
+        if self.drain.refresh_due(Instant::now()) {
             self.drain.counters_read(Instant::now());
-            self.observed = Some(self.dataplane.observe(&desired).await?);
-            self.last_full = Instant::now();
+            services.extend(self.drain.services());
         }
-        let mut warnings = desired.warnings.clone();
-        if let Some(observed) = &self.observed {
-            warnings.extend(conflicts(&desired, observed));
+        if !services.is_empty() {
+            refresh_destinations(&mut self.kernel, &services, observed).await?;
         }
-        self.log_new_warnings(&warnings);
-        let observed = self.observed.as_mut().expect("observed above");
-        if !full {
-            // Fresh connection counters where they decide something: the
-            // virtual services about to retire a real server, and (every
-            // 5 s) those with draining ones. Nothing else is read.
-            let mut services = retiring(&desired, observed);
-            if self.drain.refresh_due(Instant::now()) {
-                self.drain.counters_read(Instant::now());
-                services.extend(self.drain.services());
-            }
-            if !services.is_empty() {
-                self.dataplane
-                    .refresh_destinations(&services, observed)
-                    .await?;
-            }
-        }
+        Ok(observed)
+    }
+
+    /// Plans and applies, twice at most: creating sets gives them kernel
+    /// indexes, and only then can the table that references them be
+    /// planned. Then records what drains, read off the cache the plan was
+    /// applied to.
+    async fn plan_and_apply(&mut self, desired: &Desired) -> SyncOutcome {
+        let mut outcome = SyncOutcome::default();
+        let observed = self.observed.get_or_insert_with(Observed::default);
         let expired = self.drain.expired(Instant::now());
-        let mut steps = 0;
-        let mut failed = 0;
-        let mut node_wide_failed = 0;
-        let mut conntrack_deleted = 0;
-        // Twice at most: creating sets gives them kernel indexes, and only
-        // then can the table that references them be planned.
         for _ in 0..2 {
-            let plan = plan(&desired, observed, &expired);
+            let plan = plan(desired, observed, &expired);
             if plan.steps.is_empty() {
                 break;
             }
             for step in &plan.steps {
                 debug!(%step, "planned");
             }
-            let report = self.dataplane.apply(&plan, observed).await;
-            steps += plan.steps.len();
-            failed += report.failed;
-            node_wide_failed += report.node_wide_failed;
-            conntrack_deleted += report.conntrack_deleted;
-            if report.drift_seen {
-                // The kernel held something the cache did not know about:
-                // read everything back on the next sync.
-                self.observed_stale = true;
-            }
+            let report = apply_plan(&mut self.kernel, &plan, observed).await;
+            outcome.steps += plan.steps.len();
+            outcome.failed += report.failed;
+            outcome.skipped += report.skipped;
+            outcome.node_wide_failed += report.node_wide_failed;
+            outcome.conntrack_deleted += report.conntrack_deleted;
+            // The kernel was not where the cache said: read everything
+            // back on the next sync.
+            self.observed_stale |= report.drift_seen;
             if !report.created_sets {
                 break;
             }
         }
-        // What drains now, read off the cache the plan was applied to.
         self.drain
-            .update(draining(&desired, observed), Instant::now());
-        let messages = self.dataplane.counters().snapshot().since(&before);
-        let elapsed = started.elapsed();
-        if steps > 0 || full {
-            info!(
-                full,
-                steps,
-                failed,
-                messages_sent = messages.sent_all(),
-                draining = self.drain.len(),
-                conntrack_deleted,
-                virtual_services = desired.virtual_services.len(),
-                elapsed_ms = elapsed.as_millis() as u64,
-                "sync"
-            );
-        } else {
-            debug!(
-                elapsed_ms = elapsed.as_millis() as u64,
-                "sync: nothing to do"
-            );
-        }
-        Ok(SyncOutcome {
-            full,
-            steps,
-            failed,
-            node_wide_failed,
-            messages,
-            draining: self.drain.len(),
-            conntrack_deleted,
-            health_checks: desired.health_checks,
-        })
+            .update(draining(desired, observed), Instant::now());
+        outcome
     }
 
     /// Each problem with a cluster object is logged once, when it appears.
@@ -225,7 +228,45 @@ impl Syncer {
         self.warnings = current;
     }
 
-    pub fn dataplane(&mut self) -> &mut Dataplane {
-        &mut self.dataplane
+    pub fn kernel(&mut self) -> &mut K {
+        &mut self.kernel
     }
+}
+
+/// One info line per sync that did something (or read the kernel back).
+fn log_sync(outcome: &SyncOutcome, virtual_services: usize, elapsed: Duration) {
+    let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+    if outcome.steps > 0 || outcome.full {
+        info!(
+            full = outcome.full,
+            steps = outcome.steps,
+            failed = outcome.failed,
+            messages_sent = outcome.messages.sent_all(),
+            draining = outcome.draining,
+            conntrack_deleted = outcome.conntrack_deleted,
+            virtual_services,
+            elapsed_ms,
+            "sync"
+        );
+    } else {
+        debug!(elapsed_ms, "sync: nothing to do");
+    }
+}
+
+/// Reads the real servers of `services` again into the cache: the
+/// connection counters of draining real servers, without a full resync.
+async fn refresh_destinations<K: Kernel>(
+    kernel: &mut K,
+    services: &BTreeSet<VirtualServiceKey>,
+    observed: &mut Observed,
+) -> Result<()> {
+    let keys: Vec<VirtualServiceKey> = services.iter().copied().collect();
+    let dumps = kernel.read_destinations(&keys).await;
+    for (key, destinations) in keys.iter().zip(dumps) {
+        let destinations = destinations?;
+        if let Some((_, cached)) = observed.virtual_services.get_mut(key) {
+            *cached = destinations;
+        }
+    }
+    Ok(())
 }

@@ -19,16 +19,20 @@
 //!   refuses (a scheduler whose module is missing) is retried, but does
 //!   not make load balancers drain the node for every other service.
 
-use std::{future::Future, pin::Pin, time::Duration};
+use std::{
+    collections::BTreeSet, future::Future, net::IpAddr, pin::Pin, sync::Arc, time::Duration,
+};
 
-use kipvs_cluster::SnapshotReceiver;
+use kipvs_cluster::{Snapshot, SnapshotReceiver};
 use kipvs_netlink::Counters;
 use tokio::time::{sleep_until, Instant};
 use tracing::{info, warn};
 
 use crate::{
+    backoff::Backoff,
     health::ProxyHealth,
     health_check::HealthCheckServers,
+    kernel::Kernel,
     node_addresses::NodeAddresses,
     sync::{SyncConfig, SyncOutcome, Syncer},
     Result, RuntimeError,
@@ -37,10 +41,38 @@ use crate::{
 /// The first retry after a failed sync; doubles up to `sync_period`.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 
+/// Where the node's addresses come from ([`NodeAddresses`] on a real
+/// node): node ports are served on them.
+#[allow(async_fn_in_trait)]
+pub trait AddressSource {
+    /// The addresses as last known.
+    fn current(&mut self) -> BTreeSet<IpAddr>;
+    /// Completes when they changed.
+    async fn changed(&mut self);
+    /// Called before each full resync (a source without notifications
+    /// re-reads them then).
+    async fn before_full_resync(&mut self);
+}
+
+impl AddressSource for NodeAddresses {
+    fn current(&mut self) -> BTreeSet<IpAddr> {
+        NodeAddresses::current(self)
+    }
+
+    async fn changed(&mut self) {
+        NodeAddresses::changed(self).await
+    }
+
+    async fn before_full_resync(&mut self) {
+        NodeAddresses::before_full_resync(self).await
+    }
+}
+
 /// Runs until `shutdown` completes (SIGTERM), leaving the kernel state in
 /// place so traffic keeps flowing across a restart. `health` is where the
 /// loop reports its progress (read by `/healthz` and the health-check node
-/// ports).
+/// ports). On the real kernel of this network namespace, opened once the
+/// first complete snapshot is there.
 pub async fn run(
     config: SyncConfig,
     health: ProxyHealth,
@@ -49,22 +81,67 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     tokio::pin!(shutdown);
-    // The initial cluster state is a change waiting to be applied.
     health.queued();
-    let mut snapshot = loop {
+    let Some(snapshot) = first_snapshot(&mut snapshots, shutdown.as_mut()).await? else {
+        return Ok(());
+    };
+    info!(node = %config.node.node_name, "initial cluster state read; starting to sync");
+    let addresses = NodeAddresses::start(counters.clone()).await?;
+    let syncer = Syncer::open(config, counters).await?;
+    sync_forever(syncer, addresses, health, snapshot, snapshots, shutdown).await
+}
+
+/// [`run`] on any kernel and address source (the in-memory kernel in
+/// tests).
+pub async fn run_with<K: Kernel>(
+    syncer: Syncer<K>,
+    addresses: impl AddressSource,
+    health: ProxyHealth,
+    mut snapshots: SnapshotReceiver,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    tokio::pin!(shutdown);
+    health.queued();
+    let Some(snapshot) = first_snapshot(&mut snapshots, shutdown.as_mut()).await? else {
+        return Ok(());
+    };
+    sync_forever(syncer, addresses, health, snapshot, snapshots, shutdown).await
+}
+
+/// The first complete snapshot; `None` when `shutdown` came first. No
+/// sync happens before it, so a half-read cluster never deletes rules (the
+/// initial cluster state counts as a queued change meanwhile).
+async fn first_snapshot(
+    snapshots: &mut SnapshotReceiver,
+    mut shutdown: Pin<&mut impl Future<Output = ()>>,
+) -> Result<Option<Arc<Snapshot>>> {
+    loop {
         if let Some(snapshot) = snapshots.borrow_and_update().clone() {
-            break snapshot;
+            return Ok(Some(snapshot));
         }
         tokio::select! {
             changed = snapshots.changed() => changed.map_err(|_| RuntimeError::SourceStopped)?,
-            () = &mut shutdown => return Ok(()),
+            () = shutdown.as_mut() => return Ok(None),
         }
-    };
-    info!(node = %config.node.node_name, "initial cluster state read; starting to sync");
-    let mut addresses = NodeAddresses::start(counters.clone()).await?;
-    let mut syncer = Syncer::open(config.clone(), counters).await?;
+    }
+}
+
+/// The loop itself (see the module docs).
+async fn sync_forever<K: Kernel>(
+    mut syncer: Syncer<K>,
+    mut addresses: impl AddressSource,
+    health: ProxyHealth,
+    mut snapshot: Arc<Snapshot>,
+    mut snapshots: SnapshotReceiver,
+    mut shutdown: Pin<&mut impl Future<Output = ()>>,
+) -> Result<()> {
+    let config = syncer.config().clone();
     let mut health_checks = HealthCheckServers::new(health.clone());
-    let mut retry = FIRST_RETRY;
+    let retry = Backoff {
+        first: FIRST_RETRY,
+        last: config.sync_period.max(FIRST_RETRY),
+    };
+    let mut failures = 0u32;
     loop {
         let started = Instant::now();
         let full = syncer.due_for_full_resync();
@@ -90,19 +167,18 @@ pub async fn run(
             health.updated();
         }
         let next_full = if result.retry() {
-            let at = started + retry;
-            retry = (retry * 2).min(config.sync_period);
+            failures = failures.saturating_add(1);
             syncer.force_full_resync();
-            at
+            started + retry.after(failures)
         } else {
-            retry = FIRST_RETRY;
+            failures = 0;
             syncer.next_full_resync()
         };
         // Coalesce changes: no sync sooner than min_sync_period after the
         // last one started.
         let coalesce_until = started + config.min_sync_period;
         tokio::select! {
-            () = &mut shutdown => return stopping(),
+            () = shutdown.as_mut() => return stopping(),
             changed = snapshots.changed() => {
                 changed.map_err(|_| RuntimeError::SourceStopped)?;
                 health.queued();

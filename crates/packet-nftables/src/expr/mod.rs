@@ -87,6 +87,44 @@ impl Expr {
         }
     }
 
+    /// The expression as configuration, for telling whether a dumped rule
+    /// does what a requested one does. A dump differs from the request
+    /// that made it (kernel 6.1, see the `list_table` golden test): the
+    /// attributes come in the kernel's order (`ct`: dreg before key; `fib`:
+    /// dreg first), `counter` carries its packet and byte counts (state,
+    /// not configuration), and `bitwise` always carries `NFTA_BITWISE_OP`
+    /// (`nft_bitwise_dump()`), absent from a mask/xor request. So: counts
+    /// dropped, a mask/xor op dropped, attributes sorted by type.
+    pub fn canonical(&self) -> Expr {
+        let mut expr = self.clone();
+        match &mut expr {
+            Expr::Counter(attrs) => attrs.clear(),
+            Expr::Bitwise(attrs) => {
+                attrs.retain(|attr| !matches!(attr, BitwiseAttr::Op(BitwiseOp::MaskXor)))
+            }
+            _ => {}
+        }
+        fn by_kind<A: Nla>(attrs: &mut [A]) {
+            attrs.sort_by_key(|attr| attr.kind());
+        }
+        match &mut expr {
+            Expr::Payload(a) => by_kind(a),
+            Expr::Cmp(a) => by_kind(a),
+            Expr::Bitwise(a) => by_kind(a),
+            Expr::Meta(a) => by_kind(a),
+            Expr::Immediate(a) => by_kind(a),
+            Expr::Ct(a) => by_kind(a),
+            Expr::Fib(a) => by_kind(a),
+            Expr::Counter(a) => by_kind(a),
+            Expr::Masq(a) => by_kind(a),
+            Expr::Reject(a) => by_kind(a),
+            Expr::Match(a) => by_kind(a),
+            Expr::Target(a) => by_kind(a),
+            Expr::Other { data, .. } => by_kind(data),
+        }
+        expr
+    }
+
     /// Calls `f` with the expression's data attributes as one emitable run.
     fn with_data<R>(&self, f: impl FnOnce(&dyn Emitable) -> R) -> R {
         match self {

@@ -6,9 +6,8 @@
 use std::{collections::BTreeMap, net::IpAddr, sync::Arc};
 
 use k8s_openapi::api::{core::v1::Service as K8sService, discovery::v1::EndpointSlice};
-use kipvs_packet_ipset::{Entry, SetInfo};
+use kipvs_packet_ipset::Entry;
 use kipvs_packet_ipvs::Destination;
-use kipvs_packet_nftables::{ChainAttr, NftBody, NftMessage, RuleAttr};
 use kipvs_planner::*;
 use serde_json::{json, Value};
 
@@ -114,22 +113,44 @@ pub fn dests(desired: &Desired, key: VirtualServiceKey) -> Vec<String> {
         .collect()
 }
 
+/// One of our sets by name.
+pub fn id(name: &str) -> SetId {
+    SetId::from_name(name).unwrap_or_else(|| panic!("{name} is not one of our sets"))
+}
+
+/// A desired set by name.
+pub fn dset<'a>(desired: &'a Desired, name: &str) -> &'a DesiredSet {
+    &desired.sets[&id(name)]
+}
+
+/// An observed set by name.
+pub fn oset<'a>(observed: &'a mut Observed, name: &str) -> &'a mut ObservedSet {
+    observed.sets.get_mut(&id(name)).expect("set observed")
+}
+
+/// Puts `entries` into an observed set, as if someone added them.
+pub fn add_entries(observed: &mut Observed, set: &str, entries: Vec<Entry>) {
+    let set = oset(observed, set);
+    for entry in entries {
+        set.entries.insert(EntryKey::of(&entry), entry);
+    }
+}
+
 /// Entries of one desired set, as `ipset list` prints them (with comment).
 pub fn set_entries(desired: &Desired, set: &str) -> Vec<String> {
-    desired.sets[set]
-        .entries
-        .values()
+    dset(desired, set)
+        .entries()
         .map(|e| e.to_string())
         .collect()
 }
 
 /// Stable made-up kernel indexes for all our sets (both families).
-pub fn indexes() -> BTreeMap<String, u16> {
+pub fn indexes() -> BTreeMap<SetId, u16> {
     IpFamily::ALL
         .into_iter()
-        .flat_map(|family| SetRole::ALL.map(|role| role.set_name(family)))
+        .flat_map(|family| SetRole::ALL.map(|role| SetId::new(role, family)))
         .enumerate()
-        .map(|(i, name)| (name.to_owned(), i as u16 + 3))
+        .map(|(i, id)| (id, i as u16 + 3))
         .collect()
 }
 
@@ -200,7 +221,11 @@ pub fn vs_keys(desired: &Desired) -> Vec<String> {
 
 /// Entries of one desired set without comments.
 pub fn bare_entries(desired: &Desired, set: &str) -> Vec<String> {
-    desired.sets[set].entries.keys().cloned().collect()
+    dset(desired, set)
+        .entries
+        .keys()
+        .map(ToString::to_string)
+        .collect()
 }
 
 /// The addresses to bind, as strings.
@@ -208,14 +233,16 @@ pub fn bound(desired: &Desired) -> Vec<String> {
     desired.addresses.iter().map(ToString::to_string).collect()
 }
 
-/// The sets that have entries, with their entry counts.
+/// The sets that have entries, with their entry counts, by name.
 pub fn filled_sets(desired: &Desired) -> Vec<(String, usize)> {
-    desired
+    let mut filled: Vec<(String, usize)> = desired
         .sets
         .iter()
         .filter(|(_, set)| !set.entries.is_empty())
-        .map(|(name, set)| (name.clone(), set.entries.len()))
-        .collect()
+        .map(|(id, set)| (id.name().to_owned(), set.entries.len()))
+        .collect();
+    filled.sort();
+    filled
 }
 
 /// Warnings as `object: reason` strings.
@@ -224,12 +251,12 @@ pub fn warning_lines(desired: &Desired) -> Vec<String> {
 }
 
 /// What the kernel would report after programming `desired` perfectly,
-/// made to look like real dumps: stats and counters filled in, chains and
-/// rules with handles, use counts and policies, entries as listed.
+/// made to look like real dumps: stats and counters filled in, entries as
+/// listed, the tables with an attribute order and counter values of their
+/// own (a dump's, see `RenderedTable`'s equality).
 pub fn observed_from(desired: &Desired) -> Observed {
     let set_indexes = indexes();
     let mut observed = Observed {
-        set_indexes: set_indexes.clone(),
         addresses: desired.addresses.clone(),
         ..Observed::default()
     };
@@ -248,163 +275,54 @@ pub fn observed_from(desired: &Desired) -> Observed {
             .collect();
         observed.virtual_services.insert(*key, (service, dests));
     }
-    for (name, set) in &desired.sets {
-        observed.sets.insert(
-            name.clone(),
-            SetInfo {
-                name: name.clone(),
-                type_name: set.set_type.type_name().to_owned(),
-                family: set.family.into(),
-                index: set_indexes.get(name).copied(),
-                hash_size: set.options.hash_size,
-                max_elem: set.options.max_elem,
-                comment: true,
-                elements: set.entries.len() as u32,
-                entries: set.entries.values().cloned().collect(),
-                ..SetInfo::default()
-            },
-        );
+    for (id, set) in &desired.sets {
+        let mut listed = ObservedSet::created(*id, set_indexes.get(id).copied());
+        listed.entries = set
+            .entries
+            .iter()
+            .map(|(key, desired)| (*key, desired.entry.clone()))
+            .collect();
+        observed.sets.insert(*id, listed);
     }
     for table in &desired.tables {
-        let contents = table.contents(&set_indexes).unwrap();
-        observed
-            .tables
-            .insert(table.family, observed_table(contents));
+        let rendered = table.render(&set_indexes).unwrap();
+        observed.tables.insert(table.family, as_dumped(rendered));
     }
     observed
 }
 
-/// Turns requests into dump-like replies (handles, use counts, policy).
-pub fn observed_table(contents: Vec<NftMessage>) -> ObservedTable {
-    let mut table = ObservedTable::default();
-    let mut handle = 1;
-    for mut message in contents {
-        handle += 1;
-        match &mut message.body {
-            NftBody::NewChain(attrs) => {
-                attrs.insert(2, ChainAttr::Handle(handle));
-                if attrs.iter().any(|a| matches!(a, ChainAttr::Hook(_))) {
-                    attrs.push(ChainAttr::Policy(
-                        kipvs_packet_nftables::ChainPolicy::Accept,
-                    ));
-                    attrs.push(ChainAttr::Flags(1));
+/// A table as a dump shows it: every expression's attributes in reverse
+/// order, counters counting.
+pub fn as_dumped(mut table: RenderedTable) -> RenderedTable {
+    use kipvs_packet_nftables::{expr::CounterAttr, Expr};
+    for rule in &mut table.rules {
+        for expr in &mut rule.exprs {
+            match expr {
+                Expr::Counter(attrs) => {
+                    attrs.push(CounterAttr::Bytes(4096));
+                    attrs.push(CounterAttr::Packets(12));
                 }
-                attrs.push(ChainAttr::Use(1));
-                table.chains.push(message);
+                Expr::Payload(a) => a.reverse(),
+                Expr::Cmp(a) => a.reverse(),
+                Expr::Meta(a) => a.reverse(),
+                Expr::Immediate(a) => a.reverse(),
+                Expr::Ct(a) => a.reverse(),
+                Expr::Fib(a) => a.reverse(),
+                _ => {}
             }
-            NftBody::NewRule(attrs) => {
-                attrs.insert(2, RuleAttr::Handle(handle));
-                table.rules.push(message);
-            }
-            _ => {}
         }
     }
     table
 }
 
-/// A model of the kernel: applies `plan` to `observed` the way the
-/// runtime would, and panics on anything the kernel would refuse
-/// (adding what exists, removing what does not).
+/// A model of the kernel: applies `plan` to `observed` (with
+/// [`Observed::apply`], as the runtime's cache does), and panics on
+/// anything the kernel would refuse.
 pub fn apply(plan: &Plan, observed: &Observed) -> Observed {
     let mut o = observed.clone();
     for step in &plan.steps {
-        match &step.action {
-            Action::CreateSet {
-                name,
-                set_type,
-                family,
-                options,
-            } => {
-                assert!(!o.sets.contains_key(name), "{name} exists");
-                let index = o.set_indexes.values().max().map_or(0, |i| i + 1);
-                o.sets.insert(
-                    name.clone(),
-                    SetInfo {
-                        name: name.clone(),
-                        type_name: set_type.type_name().to_owned(),
-                        family: (*family).into(),
-                        index: Some(index),
-                        comment: options.comment,
-                        ..SetInfo::default()
-                    },
-                );
-                o.set_indexes.insert(name.clone(), index);
-            }
-            Action::ReplaceSet {
-                name,
-                set_type,
-                family,
-                options,
-                entries,
-                ..
-            } => {
-                // Swapped in under the old index.
-                let info = o.sets.get_mut(name).expect("set exists");
-                *info = SetInfo {
-                    name: name.clone(),
-                    type_name: set_type.type_name().to_owned(),
-                    family: (*family).into(),
-                    index: info.index,
-                    comment: options.comment,
-                    entries: entries.clone(),
-                    ..SetInfo::default()
-                };
-            }
-            Action::ReplaceTable { family, messages } => {
-                assert!(matches!(messages[1].body, NftBody::DelTable(_)));
-                let fam = if *family == kipvs_packet_nftables::NfProto::Ipv4 {
-                    IpFamily::V4
-                } else {
-                    IpFamily::V6
-                };
-                o.tables.insert(fam, observed_table(messages[3..].to_vec()));
-            }
-            Action::AddService(s) => {
-                let prev = o.virtual_services.insert(s.key.into(), (s.clone(), vec![]));
-                assert!(prev.is_none(), "service exists: {s:?}");
-            }
-            Action::UpdateService(s) => {
-                let vs = o.virtual_services.get_mut(&s.key.into()).unwrap();
-                vs.0 = s.clone();
-            }
-            Action::DeleteService(k) => {
-                assert!(o.virtual_services.remove(&(*k).into()).is_some());
-            }
-            Action::AddDestination(k, d) => {
-                let vs = o.virtual_services.get_mut(&(*k).into()).expect("service");
-                assert!(!vs.1.iter().any(|x| (x.addr, x.port) == (d.addr, d.port)));
-                vs.1.push(d.clone());
-            }
-            Action::UpdateDestination(k, d) => {
-                let vs = o.virtual_services.get_mut(&(*k).into()).expect("service");
-                let x =
-                    vs.1.iter_mut()
-                        .find(|x| (x.addr, x.port) == (d.addr, d.port));
-                *x.expect("destination") = d.clone();
-            }
-            Action::DeleteDestination(k, addr, port) => {
-                let vs = o.virtual_services.get_mut(&(*k).into()).expect("service");
-                let before = vs.1.len();
-                vs.1.retain(|x| (x.addr, x.port) != (*addr, *port));
-                assert_eq!(vs.1.len(), before - 1);
-            }
-            Action::AddSetEntries { set, entries } => {
-                let info = o.sets.get_mut(set).expect("set exists");
-                for e in entries {
-                    assert!(!info.entries.iter().any(|x| entry_key(x) == entry_key(e)));
-                    info.entries.push(e.clone());
-                }
-            }
-            Action::DeleteSetEntries { set, entries } => {
-                let info = o.sets.get_mut(set).expect("set exists");
-                for e in entries {
-                    let before = info.entries.len();
-                    info.entries.retain(|x| entry_key(x) != entry_key(e));
-                    assert_eq!(info.entries.len(), before - 1, "{e}");
-                }
-            }
-            Action::BindAddress(a) => assert!(o.addresses.insert(*a)),
-            Action::UnbindAddress(a) => assert!(o.addresses.remove(a)),
+        if let Err(refusal) = o.apply(&step.action) {
+            panic!("the kernel refuses {step}: {refusal}");
         }
     }
     o

@@ -1,0 +1,197 @@
+//! Desired + observed → the ordered kernel work.
+//!
+//! **The ordering rule**: nothing is reachable before everything it needs
+//! is in place, and nothing is taken away while something reachable still
+//! needs it. So a service's traffic never breaks, and a daemon stopped
+//! between two steps leaves a state the next one completes. The phases, in
+//! execution order:
+//! 1. [sets](sets): missing sets created, sets of our names that cannot
+//!    hold our entries replaced whole;
+//! 2. [tables](tables): each family's table replaced when it differs, once
+//!    every set it references has a kernel index;
+//! 3. [set entries to add](sets), before the virtual services they
+//!    describe: claiming entries make a virtual service ours the moment it
+//!    exists, and traffic to a new address is marked from its first
+//!    packet; exempting and allowing sets ([`crate::SetRole::exempts`]) first;
+//! 4. [virtual services and real servers](services): added complete, or
+//!    updated; a real server the cluster no longer lists is retired
+//!    gracefully ([drains](drains));
+//! 5. [addresses](addresses) bound, only in a family whose sets exist and
+//!    whose table is (about to be) installed: rules before the address
+//!    answers;
+//! 6. [removals](removals): addresses unbound, set entries deleted
+//!    (exempting ones last), virtual services deleted, and last the
+//!    claiming entries: until a virtual service is gone they are how the
+//!    runtime knows it is ours.
+//!
+//! A desired virtual service at a key another program's virtual service
+//! holds ([`Observed::foreign`]) gets no step at all, and no claiming
+//! entry: kube-ipvs never takes over what it did not create.
+//!
+//! Each step names the service port it is for ([`Step::owner`]; `None` for
+//! node-wide work such as sets and tables), so the runtime can skip the
+//! rest of a service whose step failed and go on with the others.
+
+mod addresses;
+mod display;
+mod drains;
+mod removals;
+mod services;
+mod sets;
+mod tables;
+
+use std::{collections::BTreeSet, net::IpAddr};
+
+use kipvs_packet_ipset::Entry;
+use kipvs_packet_ipvs::{Destination, Service, ServiceKey};
+
+pub use self::drains::{draining, retiring};
+use crate::{
+    desired::Desired,
+    key::{IpFamily, VirtualServiceKey},
+    names::{ServicePortName, Warning},
+    observed::Observed,
+    rendered::RenderedTable,
+    sets::SetId,
+};
+
+/// The steps, in execution order; empty when nothing is to be done.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+}
+
+/// One piece of kernel work and the service port it is done for (`None`:
+/// node-wide, such as sets and tables).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub owner: Option<ServicePortName>,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// `ipset create` with the set's type and kube-proxy's options.
+    CreateSet(SetId),
+    /// Replaces an existing set of one of our names that cannot hold our
+    /// entries (see [`crate::replacement_reason`]) without a moment where
+    /// it is missing or empty: a twin of the right kind is created and
+    /// filled with `entries`, swapped in (`ipset swap` keeps the kernel
+    /// index, so every rule that refers to the set, ours or kube-proxy's,
+    /// goes on matching), and the old one destroyed.
+    ReplaceSet {
+        set: SetId,
+        entries: Vec<Entry>,
+        reason: String,
+    },
+    /// (Re)creates one family's whole table atomically.
+    ReplaceTable {
+        family: IpFamily,
+        table: RenderedTable,
+    },
+    AddService(Service),
+    UpdateService(Service),
+    DeleteService(ServiceKey),
+    AddDestination(ServiceKey, Destination),
+    UpdateDestination(ServiceKey, Destination),
+    DeleteDestination(ServiceKey, IpAddr, u16),
+    AddSetEntries {
+        set: SetId,
+        entries: Vec<Entry>,
+    },
+    DeleteSetEntries {
+        set: SetId,
+        entries: Vec<Entry>,
+    },
+    BindAddress(IpAddr),
+    UnbindAddress(IpAddr),
+}
+
+/// One real server of one virtual service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RealServerKey {
+    pub service: VirtualServiceKey,
+    pub addr: IpAddr,
+    pub port: u16,
+}
+
+/// The steps that turn `observed` into `desired`, phase by phase (see the
+/// module docs). `expired`: draining real servers whose grace is over, as
+/// the runtime counts time; they are deleted even with connections left.
+pub fn plan(desired: &Desired, observed: &Observed, expired: &BTreeSet<RealServerKey>) -> Plan {
+    let mut planner = Planner {
+        desired,
+        observed,
+        expired,
+        steps: Vec::new(),
+        replaced: BTreeSet::new(),
+        ready: BTreeSet::new(),
+    };
+    planner.sets();
+    planner.tables();
+    planner.set_entries_to_add();
+    planner.virtual_services();
+    planner.addresses_to_bind();
+    planner.removals();
+    Plan {
+        steps: planner.steps,
+    }
+}
+
+/// Desired virtual services at a key another program's virtual service
+/// holds ([`Observed::foreign`]): the plan leaves them alone; these
+/// warnings say so, naming the service.
+pub fn conflicts(desired: &Desired, observed: &Observed) -> Vec<Warning> {
+    observed
+        .foreign
+        .iter()
+        .filter_map(|key| {
+            let vs = desired.virtual_services.get(key)?;
+            Some(Warning::new(
+                format!("Service {}", vs.owner.service()),
+                format!(
+                    "port {:?}: {key} is held by an IPVS virtual service kube-ipvs did not create; left alone",
+                    vs.owner.port
+                ),
+            ))
+        })
+        .collect()
+}
+
+/// The state one plan is made from, and the steps so far.
+struct Planner<'a> {
+    desired: &'a Desired,
+    observed: &'a Observed,
+    expired: &'a BTreeSet<RealServerKey>,
+    steps: Vec<Step>,
+    /// Sets replaced whole in phase 1: their entries are not diffed.
+    replaced: BTreeSet<SetId>,
+    /// Families whose sets exist and whose table is (about to be)
+    /// installed: addresses may be bound in them.
+    ready: BTreeSet<IpFamily>,
+}
+
+impl Planner<'_> {
+    fn push(&mut self, owner: Option<&ServicePortName>, action: Action) {
+        self.steps.push(Step {
+            owner: owner.cloned(),
+            action,
+        });
+    }
+}
+
+/// Sets whose entries may name virtual services of other programs are not
+/// filled with those (see [`Observed::is_foreign`]).
+fn claims(set: SetId) -> bool {
+    set.role.claims_virtual_services()
+}

@@ -1,0 +1,38 @@
+//! Phase 2: each family's `kube-ipvs` table.
+
+use super::{Action, Planner};
+
+impl Planner<'_> {
+    /// A family's table is replaced when it differs from the desired one
+    /// rendered with the sets' kernel indexes. A table whose sets have no
+    /// index yet (created in this plan) waits for the next plan, which the
+    /// runtime makes right after creating sets. A family is ready for
+    /// addresses once its sets exist and its table can be installed.
+    pub(super) fn tables(&mut self) {
+        let indexes = self.observed.set_indexes();
+        for table in &self.desired.tables {
+            let Ok(rendered) = table.render(&indexes) else {
+                continue;
+            };
+            let family = table.family;
+            let sets_exist = self
+                .desired
+                .sets
+                .keys()
+                .filter(|id| id.family == family)
+                .all(|id| self.observed.sets.contains_key(id));
+            if sets_exist {
+                self.ready.insert(family);
+            }
+            if self.observed.tables.get(&family) != Some(&rendered) {
+                self.push(
+                    None,
+                    Action::ReplaceTable {
+                        family,
+                        table: rendered,
+                    },
+                );
+            }
+        }
+    }
+}
