@@ -87,8 +87,8 @@ fn an_ingress_ip_of_127_0_0_1_on_port_22_changes_nothing() {
     lb["spec"]["type"] = json!("LoadBalancer");
     node.create_service(&lb, &slice("default", "lb", &[("ssh", "TCP", 8080)], &["10.244.1.2"]));
     let _daemon = node.start_daemon();
-    node.wait_for("lb's cluster IP in ipvsadm", || {
-        node.ipvsadm().block("TCP  10.96.0.40:22").is_some()
+    node.wait_for("lb's cluster IP in ipvsadm and on kube-ipvs0", || {
+        node.ipvsadm().block("TCP  10.96.0.40:22").is_some() && node.ipvs0_addresses().len() == 2
     });
     let before = (node.ipvsadm(), node.ipvs0_addresses(), node.ipset_save());
 
