@@ -15,15 +15,16 @@
 #
 # Environment:
 #   BENCH_SIZES="100 1000 10000"   the sizes (services), e.g. "100 1000" while developing
+#   BENCH_OUT=dir                  where the report, the plot and vm/ go (default target/bench)
 #   BENCH_SKIP_PLANNER=1           skip the host planner bench (the report leaves its columns empty)
-#   BENCH_PERF_SIZES="10000"       sample those sizes' cold syncs with perf (99 Hz) (perf record -a) into target/bench/vm/perf-N.txt
+#   BENCH_PERF_SIZES="10000"       run those sizes' daemons under perf record (cpu-clock every 2 ms): target/bench/vm/perf-N-*.txt
 #   KIPVS_VM_*                     see hack/vm/run.sh
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repo"
 sizes="${BENCH_SIZES:-100 1000 10000}"
-out="$repo/target/bench"
+out="${BENCH_OUT:-$repo/target/bench}"
 results="$out/vm"
 mkdir -p "$out"
 start=$SECONDS

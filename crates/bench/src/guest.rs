@@ -47,8 +47,10 @@ pub struct GuestOptions {
     pub daemon: PathBuf,
     /// The longest wait for any one sync line.
     pub timeout: Duration,
-    /// Sizes whose cold sync is sampled with `perf record` (99 Hz, no call
-    /// graphs: a negligible load), profile as text in `perf-<n>.txt`.
+    /// Sizes whose daemons run under `perf record` (a cpu-clock sample
+    /// every 2 ms, no call graphs), the profiles as text in
+    /// `perf-<n>-first.txt` (cold sync and changes) and
+    /// `perf-<n>-restart.txt` (manifest read and full resync).
     pub perf_sizes: Vec<usize>,
 }
 
@@ -114,21 +116,22 @@ fn run_size(options: &GuestOptions, n: usize) -> Result<SizeResults> {
     // 2.-5. kube-ipvs, in another.
     in_fresh_netns(KIPVS_NETNS, || {
         let logs = &options.results;
-        let perf_data = work.join("perf.data");
-        let perf = if options.perf_sizes.contains(&n) {
-            start_sampling(&perf_data)
-        } else {
-            None
+        let profile = |name: &str| {
+            options.perf_sizes.contains(&n).then(|| {
+                (
+                    work.join(format!("{name}.perf")),
+                    logs.join(format!("perf-{n}-{name}.txt")),
+                )
+            })
         };
-        let mut daemon = Daemon::start(options, &manifests, &work.join("daemon-1.log"))?;
+        let first_profile = profile("first");
+        let mut daemon = Daemon::start(
+            options,
+            &manifests,
+            &work.join("daemon-1.log"),
+            first_profile.as_ref().map(|(data, _)| data.as_path()),
+        )?;
         let cold = daemon.first_sync(options.timeout)?;
-        if let Some(perf) = perf {
-            // A profile that fails is reported, not a failed benchmark.
-            if let Err(error) = stop_sampling(perf, &perf_data, &logs.join(format!("perf-{n}.txt")))
-            {
-                eprintln!("bench: perf profile of {n} services failed: {error}");
-            }
-        }
         check_sync("cold sync", &cold.sync, n)?;
 
         let mut changes = Vec::new();
@@ -157,8 +160,15 @@ fn run_size(options: &GuestOptions, n: usize) -> Result<SizeResults> {
             work.join("daemon-1.log"),
             logs.join(format!("daemon-{n}-first.log")),
         )?;
+        report_profile(first_profile);
 
-        let mut again = Daemon::start(options, &manifests, &work.join("daemon-2.log"))?;
+        let restart_profile = profile("restart");
+        let mut again = Daemon::start(
+            options,
+            &manifests,
+            &work.join("daemon-2.log"),
+            restart_profile.as_ref().map(|(data, _)| data.as_path()),
+        )?;
         let resync = again.first_sync(options.timeout)?;
         if !resync.sync.full || resync.sync.steps != 0 || resync.sync.failed != 0 {
             return Err(BenchError::Check(format!(
@@ -171,6 +181,7 @@ fn run_size(options: &GuestOptions, n: usize) -> Result<SizeResults> {
             work.join("daemon-2.log"),
             logs.join(format!("daemon-{n}-restart.log")),
         )?;
+        report_profile(restart_profile);
 
         let readback = timed_tool(
             Command::new("ip")
@@ -281,7 +292,11 @@ fn in_fresh_netns<T>(name: &str, body: impl FnOnce() -> Result<T>) -> Result<T> 
 
 /// A kube-ipvs process in [`KIPVS_NETNS`], its log followed line by line.
 struct Daemon {
+    /// `ip netns exec`, which execs the daemon, or `perf record` with the
+    /// daemon as its child.
     child: Child,
+    /// The daemon's own pid.
+    pid: u32,
     started: Instant,
     log: PathBuf,
     offset: u64,
@@ -289,12 +304,37 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(options: &GuestOptions, manifests: &Path, log: &Path) -> Result<Daemon> {
+    /// Starts the daemon; under `perf record` writing `profile` if given.
+    fn start(
+        options: &GuestOptions,
+        manifests: &Path,
+        log: &Path,
+        profile: Option<&Path>,
+    ) -> Result<Daemon> {
         let file = fs::File::create(log)?;
         let started = Instant::now();
-        // `ip netns exec` execs the daemon: the child's pid is the daemon's.
-        let child = Command::new("ip")
-            .args(["netns", "exec", KIPVS_NETNS])
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", KIPVS_NETNS]);
+        if let Some(data) = profile {
+            // A fixed period: frequency-driven sampling (-F) recorded
+            // almost nothing in the TCG guest.
+            command
+                .args([
+                    "perf",
+                    "record",
+                    "-q",
+                    "-e",
+                    "cpu-clock",
+                    "-c",
+                    "2000000",
+                    "-o",
+                ])
+                .arg(data)
+                .arg("--");
+        }
+        // `ip netns exec` execs its command: without perf the child's pid
+        // is the daemon's.
+        let mut child = command
             .arg(&options.daemon)
             .arg("--manifests")
             .arg(manifests)
@@ -316,8 +356,14 @@ impl Daemon {
             .stdout(file.try_clone()?)
             .stderr(file)
             .spawn()?;
+        let pid = if profile.is_some() {
+            perf_child(&mut child)?
+        } else {
+            child.id()
+        };
         Ok(Daemon {
             child,
+            pid,
             started,
             log: log.to_owned(),
             offset: 0,
@@ -397,14 +443,14 @@ impl Daemon {
 
     /// A `/proc/<pid>/status` field in KiB (`VmHWM`, `VmRSS`).
     fn status_kib(&self, field: &str) -> Result<u64> {
-        let status = fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid))?;
         status_field_kib(&status, field)
             .ok_or_else(|| BenchError::Check(format!("no {field} in /proc status")))
     }
 
     /// SIGTERM, and a bounded wait for the exit.
     fn stop(&mut self) -> Result<()> {
-        run_checked(Command::new("kill").args(["-TERM", &self.child.id().to_string()]))?;
+        run_checked(Command::new("kill").args(["-TERM", &self.pid.to_string()]))?;
         let deadline = Instant::now() + Duration::from_secs(120);
         while self.child.try_wait()?.is_none() {
             if Instant::now() >= deadline {
@@ -426,36 +472,37 @@ impl Drop for Daemon {
     }
 }
 
-/// Samples every CPU with `perf record` (99 Hz, no call graphs: a
-/// negligible load), kernel included, so the profile shows how the daemon's
-/// time splits between its own code and the kernel's netlink work.
-/// (Attaching to the daemon's pid instead recorded no samples in the TCG
-/// guest.) `None`, with a message, when perf cannot run.
-fn start_sampling(data: &Path) -> Option<Child> {
-    let started = Command::new("perf")
-        .args(["record", "-a", "-F", "99", "-o"])
-        .arg(data)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    match started {
-        Ok(child) => Some(child),
-        Err(error) => {
-            eprintln!("bench: perf record: {error}; no profile");
-            None
+/// The pid of the daemon `perf record` runs (its only child).
+fn perf_child(perf: &mut Child) -> Result<u32> {
+    let children = format!("/proc/{0}/task/{0}/children", perf.id());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(pid) = fs::read_to_string(&children)
+            .ok()
+            .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        {
+            return Ok(pid);
         }
+        if perf.try_wait()?.is_some() || Instant::now() >= deadline {
+            return Err(BenchError::Check(
+                "perf record did not start the daemon".into(),
+            ));
+        }
+        std::thread::sleep(POLL);
     }
 }
 
-/// Ends `perf record` (SIGINT makes it write its data out) and writes the
-/// profile as text: by command and library, then by symbol.
-fn stop_sampling(mut perf: Child, data: &Path, text: &Path) -> Result<()> {
-    run_checked(Command::new("kill").args(["-INT", &perf.id().to_string()]))?;
-    perf.wait()?;
+/// Writes a daemon's profile as text (by thread and library, then by
+/// symbol, kernel included); a profile that fails is reported, not a failed benchmark.
+fn report_profile(profile: Option<(PathBuf, PathBuf)>) {
+    let Some((data, text)) = profile else {
+        return;
+    };
     let mut report = String::new();
+    // By thread name too: the sync runs on the main thread ("kube-ipvs"),
+    // the manifests source and the address follower on tokio's workers.
     for sort in ["comm,dso", "comm,dso,sym"] {
-        let output = Command::new("perf")
+        match Command::new("perf")
             .args([
                 "report",
                 "--stdio",
@@ -465,13 +512,17 @@ fn stop_sampling(mut perf: Child, data: &Path, text: &Path) -> Result<()> {
                 sort,
                 "-i",
             ])
-            .arg(data)
+            .arg(&data)
             .stderr(Stdio::null())
-            .output()?;
-        report.push_str(&String::from_utf8_lossy(&output.stdout));
+            .output()
+        {
+            Ok(output) => report.push_str(&String::from_utf8_lossy(&output.stdout)),
+            Err(error) => eprintln!("bench: perf report: {error}"),
+        }
     }
-    fs::write(text, report)?;
-    Ok(())
+    if let Err(error) = fs::write(&text, report) {
+        eprintln!("bench: {}: {error}", text.display());
+    }
 }
 
 /// `VmHWM:     12345 kB` → 12345.

@@ -11,7 +11,7 @@ use crate::{report::Derived, results::RunResults, BenchError, Result};
 pub struct Series {
     pub label: &'static str,
     pub color: RGBColor,
-    /// Reference tools are drawn with hollow markers.
+    /// Reference tools are drawn thin, with hollow markers.
     pub reference: bool,
     pub points: Vec<(f64, f64)>,
 }
@@ -91,7 +91,7 @@ pub fn write_svg(run: &RunResults, path: &Path, subtitle: &str) -> Result<()> {
     root.fill(&WHITE).map_err(plot_error)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            format!("kube-ipvs sync time against services (x10 endpoints); {subtitle}"),
+            format!("time against services (×10 endpoints each); {subtitle}"),
             ("sans-serif", 18),
         )
         .margin(16)
@@ -120,9 +120,7 @@ pub fn write_svg(run: &RunResults, path: &Path, subtitle: &str) -> Result<()> {
             .draw_series(LineSeries::new(s.points.iter().copied(), style))
             .map_err(plot_error)?
             .label(s.label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
         let reference = s.reference;
         chart
             .draw_series(s.points.iter().map(move |&p| {
