@@ -16,8 +16,8 @@
 # Environment:
 #   BENCH_SIZES="100 1000 10000"   the sizes (services), e.g. "100 1000" while developing
 #   BENCH_OUT=dir                  where the report, the plot and vm/ go (default target/bench)
+#   BENCH_NOTE="..."               a remark for the report (say, what else loaded the machine)
 #   BENCH_SKIP_PLANNER=1           skip the host planner bench (the report leaves its columns empty)
-#   BENCH_PERF_SIZES="10000"       run those sizes' daemons under perf record (cpu-clock every 2 ms): target/bench/vm/perf-N-*.txt
 #   KIPVS_VM_*                     see hack/vm/run.sh
 set -euo pipefail
 
@@ -28,6 +28,8 @@ out="${BENCH_OUT:-$repo/target/bench}"
 results="$out/vm"
 mkdir -p "$out"
 start=$SECONDS
+# The commit the binaries are built from (taken now: the run is long).
+commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!target' 2>/dev/null || echo '+changes')"
 
 echo "bench: building kube-ipvs and the bench driver (release) on the host"
 cargo build --release -p kube-ipvs -p kipvs-bench
@@ -41,18 +43,17 @@ fi
 
 echo "bench: one VM for sizes: $sizes"
 status=0
-KIPVS_VM_LABEL=bench KIPVS_VM_TIMEOUT="${KIPVS_VM_TIMEOUT:-3000}" \
+KIPVS_VM_LABEL=bench KIPVS_VM_TIMEOUT="${KIPVS_VM_TIMEOUT:-5400}" \
   "$repo/hack/vm/run.sh" "$results" "$repo/target/release/kipvs-bench" guest \
-  --sizes "$sizes" --results "$results" --daemon "$repo/target/release/kube-ipvs" \
-  --perf-sizes "${BENCH_PERF_SIZES:-}" || status=$?
+  --sizes "$sizes" --results "$results" --daemon "$repo/target/release/kube-ipvs" || status=$?
 if [[ ! -s "$results/raw.json" ]]; then
   echo "bench: the VM wrote no results (status $status)" >&2
   exit $((status == 0 ? 1 : status))
 fi
 
-commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!target' 2>/dev/null || echo '+changes')"
 host="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), QEMU TCG guest"
 "$repo/target/release/kipvs-bench" report --raw "$results/raw.json" "${criterion[@]}" \
-  --out "$out" --commit "$commit" --host "$host" --command "make bench${BENCH_SIZES:+ BENCH_SIZES=\"$sizes\"}${BENCH_PERF_SIZES:+ BENCH_PERF_SIZES=\"$BENCH_PERF_SIZES\"}"
+  --out "$out" --commit "$commit" --host "$host" --command "make bench${BENCH_SIZES:+ BENCH_SIZES=\"$sizes\"}" \
+  --note "${BENCH_NOTE:-}"
 echo "bench: done in $((SECONDS - start)) s: ${out#"$repo/"}/report.md, ${out#"$repo/"}/scaling.svg"
 exit "$status"

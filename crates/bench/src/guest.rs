@@ -1,4 +1,5 @@
-//! The benchmark driver that runs inside the VM (hack/bench/guest.sh).
+//! The benchmark driver that runs inside the VM (hack/bench/run.sh starts it
+//! there through hack/vm/run.sh).
 //!
 //! For each size, in fresh network namespaces:
 //! 1. the reference: `ipvsadm -R`, `ipset restore`, `ip -batch` program the
@@ -47,11 +48,6 @@ pub struct GuestOptions {
     pub daemon: PathBuf,
     /// The longest wait for any one sync line.
     pub timeout: Duration,
-    /// Sizes whose daemons run under `perf record` (a cpu-clock sample
-    /// every 2 ms, no call graphs), the profiles as text in
-    /// `perf-<n>-first.txt` (cold sync and changes) and
-    /// `perf-<n>-restart.txt` (manifest read and full resync).
-    pub perf_sizes: Vec<usize>,
 }
 
 pub fn run(options: &GuestOptions) -> Result<()> {
@@ -116,21 +112,7 @@ fn run_size(options: &GuestOptions, n: usize) -> Result<SizeResults> {
     // 2.-5. kube-ipvs, in another.
     in_fresh_netns(KIPVS_NETNS, || {
         let logs = &options.results;
-        let profile = |name: &str| {
-            options.perf_sizes.contains(&n).then(|| {
-                (
-                    work.join(format!("{name}.perf")),
-                    logs.join(format!("perf-{n}-{name}.txt")),
-                )
-            })
-        };
-        let first_profile = profile("first");
-        let mut daemon = Daemon::start(
-            options,
-            &manifests,
-            &work.join("daemon-1.log"),
-            first_profile.as_ref().map(|(data, _)| data.as_path()),
-        )?;
+        let mut daemon = Daemon::start(options, &manifests, &work.join("daemon-1.log"))?;
         let cold = daemon.first_sync(options.timeout)?;
         check_sync("cold sync", &cold.sync, n)?;
 
@@ -160,15 +142,8 @@ fn run_size(options: &GuestOptions, n: usize) -> Result<SizeResults> {
             work.join("daemon-1.log"),
             logs.join(format!("daemon-{n}-first.log")),
         )?;
-        report_profile(first_profile);
 
-        let restart_profile = profile("restart");
-        let mut again = Daemon::start(
-            options,
-            &manifests,
-            &work.join("daemon-2.log"),
-            restart_profile.as_ref().map(|(data, _)| data.as_path()),
-        )?;
+        let mut again = Daemon::start(options, &manifests, &work.join("daemon-2.log"))?;
         let resync = again.first_sync(options.timeout)?;
         if !resync.sync.full || resync.sync.steps != 0 || resync.sync.failed != 0 {
             return Err(BenchError::Check(format!(
@@ -181,7 +156,6 @@ fn run_size(options: &GuestOptions, n: usize) -> Result<SizeResults> {
             work.join("daemon-2.log"),
             logs.join(format!("daemon-{n}-restart.log")),
         )?;
-        report_profile(restart_profile);
 
         let readback = timed_tool(
             Command::new("ip")
@@ -292,11 +266,8 @@ fn in_fresh_netns<T>(name: &str, body: impl FnOnce() -> Result<T>) -> Result<T> 
 
 /// A kube-ipvs process in [`KIPVS_NETNS`], its log followed line by line.
 struct Daemon {
-    /// `ip netns exec`, which execs the daemon, or `perf record` with the
-    /// daemon as its child.
+    /// `ip netns exec`, which execs the daemon: its pid is the daemon's.
     child: Child,
-    /// The daemon's own pid.
-    pid: u32,
     started: Instant,
     log: PathBuf,
     offset: u64,
@@ -304,37 +275,12 @@ struct Daemon {
 }
 
 impl Daemon {
-    /// Starts the daemon; under `perf record` writing `profile` if given.
-    fn start(
-        options: &GuestOptions,
-        manifests: &Path,
-        log: &Path,
-        profile: Option<&Path>,
-    ) -> Result<Daemon> {
+    fn start(options: &GuestOptions, manifests: &Path, log: &Path) -> Result<Daemon> {
         let file = fs::File::create(log)?;
         let started = Instant::now();
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", KIPVS_NETNS]);
-        if let Some(data) = profile {
-            // A fixed period: frequency-driven sampling (-F) recorded
-            // almost nothing in the TCG guest.
-            command
-                .args([
-                    "perf",
-                    "record",
-                    "-q",
-                    "-e",
-                    "cpu-clock",
-                    "-c",
-                    "2000000",
-                    "-o",
-                ])
-                .arg(data)
-                .arg("--");
-        }
-        // `ip netns exec` execs its command: without perf the child's pid
-        // is the daemon's.
-        let mut child = command
+        // `ip netns exec` execs the daemon: the child's pid is the daemon's.
+        let child = Command::new("ip")
+            .args(["netns", "exec", KIPVS_NETNS])
             .arg(&options.daemon)
             .arg("--manifests")
             .arg(manifests)
@@ -356,14 +302,8 @@ impl Daemon {
             .stdout(file.try_clone()?)
             .stderr(file)
             .spawn()?;
-        let pid = if profile.is_some() {
-            perf_child(&mut child)?
-        } else {
-            child.id()
-        };
         Ok(Daemon {
             child,
-            pid,
             started,
             log: log.to_owned(),
             offset: 0,
@@ -443,14 +383,14 @@ impl Daemon {
 
     /// A `/proc/<pid>/status` field in KiB (`VmHWM`, `VmRSS`).
     fn status_kib(&self, field: &str) -> Result<u64> {
-        let status = fs::read_to_string(format!("/proc/{}/status", self.pid))?;
+        let status = fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
         status_field_kib(&status, field)
             .ok_or_else(|| BenchError::Check(format!("no {field} in /proc status")))
     }
 
     /// SIGTERM, and a bounded wait for the exit.
     fn stop(&mut self) -> Result<()> {
-        run_checked(Command::new("kill").args(["-TERM", &self.pid.to_string()]))?;
+        run_checked(Command::new("kill").args(["-TERM", &self.child.id().to_string()]))?;
         let deadline = Instant::now() + Duration::from_secs(120);
         while self.child.try_wait()?.is_none() {
             if Instant::now() >= deadline {
@@ -469,59 +409,6 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// The pid of the daemon `perf record` runs (its only child).
-fn perf_child(perf: &mut Child) -> Result<u32> {
-    let children = format!("/proc/{0}/task/{0}/children", perf.id());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(pid) = fs::read_to_string(&children)
-            .ok()
-            .and_then(|text| text.split_whitespace().next()?.parse().ok())
-        {
-            return Ok(pid);
-        }
-        if perf.try_wait()?.is_some() || Instant::now() >= deadline {
-            return Err(BenchError::Check(
-                "perf record did not start the daemon".into(),
-            ));
-        }
-        std::thread::sleep(POLL);
-    }
-}
-
-/// Writes a daemon's profile as text (by thread and library, then by
-/// symbol, kernel included); a profile that fails is reported, not a failed benchmark.
-fn report_profile(profile: Option<(PathBuf, PathBuf)>) {
-    let Some((data, text)) = profile else {
-        return;
-    };
-    let mut report = String::new();
-    // By thread name too: the sync runs on the main thread ("kube-ipvs"),
-    // the manifests source and the address follower on tokio's workers.
-    for sort in ["comm,dso", "comm,dso,sym"] {
-        match Command::new("perf")
-            .args([
-                "report",
-                "--stdio",
-                "--percent-limit",
-                "0.3",
-                "--sort",
-                sort,
-                "-i",
-            ])
-            .arg(&data)
-            .stderr(Stdio::null())
-            .output()
-        {
-            Ok(output) => report.push_str(&String::from_utf8_lossy(&output.stdout)),
-            Err(error) => eprintln!("bench: perf report: {error}"),
-        }
-    }
-    if let Err(error) = fs::write(&text, report) {
-        eprintln!("bench: {}: {error}", text.display());
     }
 }
 

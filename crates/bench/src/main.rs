@@ -41,9 +41,6 @@ enum Cmd {
         /// The longest wait for one sync line, seconds.
         #[arg(long, default_value_t = 2400)]
         timeout: u64,
-        /// Sizes whose cold sync is sampled with `perf record`.
-        #[arg(long, default_value = "")]
-        perf_sizes: String,
     },
     /// In the reference namespace (run by `guest`): time the kernel's tools.
     Reference {
@@ -67,6 +64,9 @@ enum Cmd {
         host: String,
         #[arg(long, default_value = "make bench")]
         command: String,
+        /// A remark printed under the header (say, what else loaded the machine).
+        #[arg(long, default_value = "")]
+        note: String,
     },
 }
 
@@ -99,7 +99,6 @@ fn run(args: Args) -> Result<()> {
             work,
             daemon,
             timeout,
-            perf_sizes,
         } => {
             let mut sizes = parse_sizes(&sizes);
             sizes.sort_unstable();
@@ -119,7 +118,6 @@ fn run(args: Args) -> Result<()> {
                 work,
                 daemon,
                 timeout: Duration::from_secs(timeout),
-                perf_sizes: parse_sizes(&perf_sizes),
             })
         }
         Cmd::Reference { work, out } => guest::reference(&work, &out),
@@ -130,6 +128,7 @@ fn run(args: Args) -> Result<()> {
             commit,
             host,
             command,
+            note,
         } => {
             let run = RunResults::read(&raw)?;
             let planner: Vec<(usize, PlannerFigures)> = run
@@ -157,11 +156,15 @@ fn run(args: Args) -> Result<()> {
                 commit,
                 host,
                 command,
+                note,
             };
             std::fs::create_dir_all(&out)?;
             let text = report::markdown(&run, &planner, &provenance);
             std::fs::write(out.join("report.md"), &text)?;
-            let subtitle = format!("{} CPUs, Linux {}", run.machine.cpus, run.machine.kernel);
+            let subtitle = format!(
+                "VM: {} CPUs, TCG, Linux {}",
+                run.machine.cpus, run.machine.kernel
+            );
             plot::write_svg(&run, &out.join("scaling.svg"), &subtitle)?;
             print!("{text}");
             Ok(())

@@ -22,6 +22,7 @@ pub struct Provenance {
     pub commit: String,
     pub host: String,
     pub command: String,
+    pub note: String,
 }
 
 /// The goals of the benchmark.
@@ -308,7 +309,7 @@ pub fn markdown(
     let _ = writeln!(
         out,
         "Made by `{}` at commit {} on {} — VM: Linux {}, {} CPUs, {} MiB, run started {}. \
-         Daemon: {} (release build). Each service is a ClusterIP service with one TCP port and {} ready endpoints on another node.\n",
+         Daemon: target/release/{} (release build). Each service is a ClusterIP service with one TCP port and {} ready endpoints on another node.\n",
         provenance.command,
         provenance.commit,
         provenance.host,
@@ -316,9 +317,14 @@ pub fn markdown(
         m.cpus,
         m.memory_mib,
         m.started,
-        m.daemon,
+        std::path::Path::new(&m.daemon)
+            .file_name()
+            .map_or(std::borrow::Cow::Borrowed(""), |name| name.to_string_lossy()),
         run.sizes.first().map_or(0, |s| s.endpoints_per_service),
     );
+    if !provenance.note.is_empty() {
+        let _ = writeln!(out, "{}\n", provenance.note);
+    }
     out.push_str(&table(run, planner));
     out.push_str("\n## Goals\n\n");
     for v in verdicts(run) {
