@@ -5,8 +5,10 @@
 #   test      setup, unit, e2e, stopping at the first failure
 #   demo      run kube-ipvs on the example cluster (examples/) in the VM, with real traffic
 #   fixtures  recapture the golden netlink fixtures from the real tools (VM)
+#   bench     scale benchmark against ipvsadm/ipset/ip at 100, 1k, 10k services (host + one VM);
+#             writes target/bench/report.md and scaling.svg (not part of test; BENCH_SIZES to choose)
 
-.PHONY: setup unit e2e test demo fixtures
+.PHONY: setup unit e2e test demo fixtures bench
 
 setup:
 	hack/setup.sh
@@ -25,3 +27,6 @@ demo: setup
 
 fixtures: setup
 	hack/capture-fixtures.sh
+
+bench: setup
+	hack/bench/run.sh

@@ -1,0 +1,81 @@
+//! The daemon's per-sync info line, as the benchmark reads it:
+//! `... INFO sync full=true steps=140044 failed=0 messages_sent=140300
+//! draining=0 conntrack_deleted=0 virtual_services=10000 elapsed_ms=441100`.
+
+use serde::{Deserialize, Serialize};
+
+/// One parsed sync line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncLine {
+    pub full: bool,
+    pub steps: u64,
+    pub failed: u64,
+    /// Every request the sync sent through the kernel funnel: writes and
+    /// dump requests alike (the runtime's counters do not tell them apart
+    /// on this line).
+    pub messages_sent: u64,
+    pub virtual_services: u64,
+    pub elapsed_ms: u64,
+}
+
+impl SyncLine {
+    /// `None` unless `line` is a sync line with every field present.
+    pub fn parse(line: &str) -> Option<SyncLine> {
+        let rest = &line[line.find(" sync full=")? + 1..];
+        let field = |name: &str| {
+            rest.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        };
+        let number = |name: &str| field(name)?.parse::<u64>().ok();
+        Some(SyncLine {
+            full: field("full")? == "true",
+            steps: number("steps")?,
+            failed: number("failed")?,
+            messages_sent: number("messages_sent")?,
+            virtual_services: number("virtual_services")?,
+            elapsed_ms: number("elapsed_ms")?,
+        })
+    }
+}
+
+/// The line the sync loop logs once the initial cluster state is read,
+/// just before the first sync.
+pub fn is_initial_state_line(line: &str) -> bool {
+    line.contains("initial cluster state read")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_field_of_the_info_line() {
+        let line = "2026-12-06T20:03:14.123456Z  INFO sync full=true steps=140044 failed=0 messages_sent=140300 draining=0 conntrack_deleted=0 virtual_services=10000 elapsed_ms=441100";
+        assert_eq!(
+            SyncLine::parse(line),
+            Some(SyncLine {
+                full: true,
+                steps: 140_044,
+                failed: 0,
+                messages_sent: 140_300,
+                virtual_services: 10_000,
+                elapsed_ms: 441_100,
+            })
+        );
+    }
+
+    #[test]
+    fn other_lines_are_not_sync_lines() {
+        assert_eq!(
+            SyncLine::parse("2026-12-06T20:03:14Z DEBUG sync: nothing to do elapsed_ms=3"),
+            None
+        );
+        assert_eq!(
+            SyncLine::parse("2026-12-06T20:03:14Z  INFO sync full=false steps=2"),
+            None
+        );
+        assert!(is_initial_state_line(
+            "2026-12-06T20:03:14Z  INFO initial cluster state read; starting to sync node=node-a"
+        ));
+    }
+}
