@@ -102,13 +102,11 @@ fn config() -> NodeConfig {
 fn sets_only(desired: &Desired) -> Observed {
     let full = common::observed_from(desired);
     let mut observed = Observed {
-        set_indexes: full.set_indexes,
         sets: full.sets,
         ..Observed::default()
     };
     for set in observed.sets.values_mut() {
         set.entries.clear();
-        set.elements = 0;
     }
     observed
 }
