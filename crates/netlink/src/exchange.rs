@@ -253,7 +253,8 @@ where
                     let kernel = KernelError {
                         family: self.family,
                         kind: self.slots[index].kind,
-                        errno: -code.get(),
+                        errno: KernelError::errno_of(code.get()),
+                        code: code.get(),
                         message: ext_ack_message(flags, &error.header),
                         echo: echoed_request(flags, &error.header).to_vec(),
                     };
@@ -266,7 +267,8 @@ where
                     let kernel = KernelError {
                         family: self.family,
                         kind: self.slots[index].kind,
-                        errno: -done.code,
+                        errno: KernelError::errno_of(done.code),
+                        code: done.code,
                         message: None,
                         echo: Vec::new(),
                     };
