@@ -130,6 +130,14 @@ pub enum Error {
         "IPVS is not available in this kernel (genl family IPVS not found): load the ip_vs module"
     )]
     IpvsUnavailable,
+    /// A request that was not sent because the kernel would refuse it (or
+    /// it cannot be encoded at all); the detail names the object.
+    #[error("{family} {kind}: not sent: {detail}")]
+    NotSent {
+        family: Family,
+        kind: &'static str,
+        detail: String,
+    },
     /// The kernel answered with something the request does not allow.
     #[error("{family} {kind}: unexpected answer: {detail}")]
     Unexpected {
@@ -147,9 +155,10 @@ impl Error {
                 .raw_os_error()
                 .map_or(ErrorClass::Fatal, classify_errno),
             Error::NoAnswer { .. } | Error::Overrun { .. } => ErrorClass::Retryable,
-            Error::Decode { .. } | Error::IpvsUnavailable | Error::Unexpected { .. } => {
-                ErrorClass::Fatal
-            }
+            Error::Decode { .. }
+            | Error::IpvsUnavailable
+            | Error::Unexpected { .. }
+            | Error::NotSent { .. } => ErrorClass::Fatal,
         }
     }
 
