@@ -13,6 +13,8 @@ mod duration;
 mod error;
 mod health;
 mod health_check;
+#[doc(hidden)]
+pub mod http_server;
 mod node_addresses;
 mod record;
 mod sync;
@@ -21,7 +23,7 @@ mod sync_loop;
 pub use dataplane::{owned_sets, ApplyReport, CleanupReport, Dataplane, DUMMY_LINK, SYSCTLS};
 pub use duration::parse_duration;
 pub use error::{Result, RuntimeError};
-pub use health::{serve_healthz, ProxyHealth};
+pub use health::{healthz_router, serve_healthz, ProxyHealth};
 pub use health_check::HealthCheckServers;
 pub use node_addresses::{node_addresses, NodeAddresses};
 pub use sync::{SyncConfig, SyncOutcome, Syncer};
