@@ -1,12 +1,13 @@
 # kube-ipvs: `make test` is what CI runs (.ci/run).
 #   setup     install the apt packages and virtme-ng (.venv/) the tests need
 #   unit      cargo test of crates/* and the integration helpers' own tests: no root, no IPVS
+#   fuzz-smoke  20,000 runs of every fuzz target (fuzz/, hack/fuzz.sh)
 #   e2e       the integration tests, all in one VM booting Debian's kernel
-#   test      setup, unit, e2e, stopping at the first failure
+#   test      setup, unit, fuzz-smoke, e2e, stopping at the first failure
 #   demo      run kube-ipvs on the example cluster (examples/) in the VM, with real traffic
 #   fixtures  recapture the golden netlink fixtures from the real tools (VM)
 
-.PHONY: setup unit e2e test demo fixtures
+.PHONY: setup unit fuzz-smoke e2e test demo fixtures
 
 setup:
 	hack/setup.sh
@@ -15,10 +16,13 @@ unit:
 	cargo test
 	cargo test -p kipvs-integration --lib
 
+fuzz-smoke:
+	hack/fuzz.sh 20000
+
 e2e: setup
 	hack/vm/run-suite.sh
 
-test: setup unit e2e
+test: setup unit fuzz-smoke e2e
 
 demo: setup
 	hack/demo.sh

@@ -325,7 +325,7 @@ where
 
 /// The original request inside an `NLMSG_ERROR` payload (after the error
 /// code): the whole message unless the kernel capped it to its header.
-fn echoed_request(flags: u16, after_code: &[u8]) -> &[u8] {
+pub(crate) fn echoed_request(flags: u16, after_code: &[u8]) -> &[u8] {
     if flags & NLM_F_CAPPED != 0 || after_code.len() < 16 {
         return &after_code[..after_code.len().min(16)];
     }
@@ -339,7 +339,7 @@ const NLMSGERR_ATTR_MSG: u16 = 1;
 /// Reads the extended-ack message from an `NLMSG_ERROR` payload (after the
 /// error code): the original request's header (and body, unless the kernel
 /// capped it), then TLVs when `NLM_F_ACK_TLVS` is set.
-fn ext_ack_message(flags: u16, after_code: &[u8]) -> Option<String> {
+pub(crate) fn ext_ack_message(flags: u16, after_code: &[u8]) -> Option<String> {
     if flags & NLM_F_ACK_TLVS == 0 || after_code.len() < 16 {
         return None;
     }

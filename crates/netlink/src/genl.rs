@@ -124,14 +124,6 @@ impl ParseableParametrized<[u8], GenlHeader> for FamilyLookup {
     }
 }
 
-/// Reads a nlctrl message (the bytes after `nlmsghdr`): exposed so the
-/// fuzz targets can reach the parser without a socket.
-#[doc(hidden)]
-pub fn parse_family_reply(payload: &[u8]) -> Result<FamilyLookup, DecodeError> {
-    GenlMessage::<FamilyLookup>::parse_with_param(payload, GENL_ID_CTRL)
-        .map(|message| message.payload)
-}
-
 /// Resolves a genl family name to its id; `Ok(None)` when the kernel has no
 /// such family (for IPVS: the `ip_vs` module is not loaded and cannot be
 /// auto-loaded).
@@ -168,6 +160,12 @@ mod tests {
     /// an empty nest: `netlink-packet-generic` 0.5.0's `GenlCtrl` panics on
     /// it.
     const MALFORMED_POLICY: &str = "180000001000000001000000000000000100000004000800";
+
+    /// Reads a nlctrl message (the bytes after `nlmsghdr`).
+    fn parse_family_reply(payload: &[u8]) -> Result<FamilyLookup, DecodeError> {
+        GenlMessage::<FamilyLookup>::parse_with_param(payload, GENL_ID_CTRL)
+            .map(|message| message.payload)
+    }
 
     fn hex(text: &str) -> Vec<u8> {
         (0..text.len())
