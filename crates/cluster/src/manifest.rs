@@ -658,7 +658,7 @@ metadata: {{name: node-a, labels: {{topology.kubernetes.io/zone: z1}}}}
             let prev = format!("*a{}", level - 1);
             text.push_str(&format!(
                 "a{level}: &a{level} [{}]\n",
-                vec![prev.as_str(); 9].join(", ")
+                [prev.as_str(); 9].join(", ")
             ));
         }
         let text = format!("{SERVICE_WEB}---\n{text}---\n{SLICE_WEB}");

@@ -99,10 +99,10 @@ async fn idle_and_slowloris_clients_neither_starve_healthz_nor_keep_descriptors(
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let mut probe = [0u8; 1];
-                match tokio::time::timeout(Duration::from_millis(1), stream.read(&mut probe)).await
-                {
-                    Ok(Ok(0) | Err(_)) => break,
-                    _ => {}
+                let probed =
+                    tokio::time::timeout(Duration::from_millis(1), stream.read(&mut probe)).await;
+                if let Ok(Ok(0) | Err(_)) = probed {
+                    break;
                 }
             }
             stream
