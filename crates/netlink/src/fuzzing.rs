@@ -9,7 +9,6 @@ use kipvs_packet_ipvs::IpvsMessage;
 use kipvs_packet_nftables::NftMessage;
 use netlink_packet_core::{NLM_F_ACK_TLVS, NLM_F_CAPPED};
 use netlink_packet_generic::GenlMessage;
-use netlink_packet_netfilter::NetfilterMessage;
 use netlink_packet_route::RouteNetlinkMessage;
 
 use crate::{
@@ -132,10 +131,15 @@ pub fn route_datagram(datagram: &[u8]) -> usize {
 
 /// The conntrack client's reply handling (flow dumps).
 pub fn conntrack_datagram(datagram: &[u8]) -> usize {
-    feed::<NetfilterMessage>(Family::Conntrack, datagram)
+    feed::<crate::conntrack::CtMessage>(Family::Conntrack, datagram)
         .into_iter()
         .flatten()
-        .map(|replies| replies.iter().filter_map(crate::conntrack::flow_of).count())
+        .map(|replies| {
+            replies
+                .iter()
+                .filter_map(|reply| crate::conntrack::flow_of(&reply.0))
+                .count()
+        })
         .sum()
 }
 
