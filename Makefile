@@ -1,14 +1,15 @@
 # kube-ipvs: `make test` is what CI runs (.ci/run).
 #   setup     install the apt packages and virtme-ng (.venv/) the tests need
 #   unit      cargo test of crates/* and the integration helpers' own tests: no root, no IPVS
+#   fuzz-smoke  20,000 runs of every fuzz target (fuzz/, hack/fuzz.sh)
 #   e2e       the integration tests, all in one VM booting Debian's kernel
-#   test      setup, unit, e2e, stopping at the first failure
+#   test      setup, unit, fuzz-smoke, e2e, stopping at the first failure
 #   demo      run kube-ipvs on the example cluster (examples/) in the VM, with real traffic
 #   fixtures  recapture the golden netlink fixtures from the real tools (VM)
 #   bench     scale benchmark against ipvsadm/ipset/ip at 100, 1k, 10k services (host + one VM);
 #             writes target/bench/report.md and scaling.svg (not part of test; BENCH_SIZES to choose)
 
-.PHONY: setup unit e2e test demo fixtures bench
+.PHONY: setup unit fuzz-smoke e2e test demo fixtures bench
 
 setup:
 	hack/setup.sh
@@ -17,10 +18,13 @@ unit:
 	cargo test
 	cargo test -p kipvs-integration --lib
 
+fuzz-smoke:
+	hack/fuzz.sh 20000
+
 e2e: setup
 	hack/vm/run-suite.sh
 
-test: setup unit e2e
+test: setup unit fuzz-smoke e2e
 
 demo: setup
 	hack/demo.sh

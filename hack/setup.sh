@@ -20,8 +20,10 @@ apt_packages=(
   qemu-system-x86 linux-image-amd64 busybox-static kmod
   # Tools the tests and the capture run in the guest.
   iproute2 ipvsadm ipset iptables nftables conntrack curl socat strace tcpdump
-  # virtme-ng's virtualenv.
+  # virtme-ng's virtualenv; python3 also writes the fuzz seeds.
   python3 python3-venv
+  # libFuzzer (C++), built by the fuzz targets' libfuzzer-sys.
+  g++
 )
 
 log() { echo "setup: $*"; }

@@ -15,6 +15,29 @@ use serde_json::Value;
 use crate::selector;
 use crate::snapshot::{object_key, Snapshot};
 
+/// The YAML parser's node and event budget per document. Its defaults
+/// (250,000 nodes, 1,000,000 events) refuse an EndpointSlice of more than
+/// about 25,000 endpoints; an endpoint written out in full (addresses,
+/// conditions, node, zone, target) costs about 25 nodes and 30 events, so
+/// these fit 100,000 of them with room. Aliases are limited on their own,
+/// and that limit is what stops an alias bomb.
+const MAX_NODES: usize = 4_000_000;
+const MAX_EVENTS: usize = 8_000_000;
+/// Events replayed from aliases per document (the parser's default is
+/// 1,000,000). Manifests use aliases for a few repeated labels at most, and
+/// a lower limit stops an alias bomb ten times sooner.
+const MAX_REPLAYED_EVENTS: usize = 100_000;
+
+fn parser_options(max_nodes: usize, max_events: usize) -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::budget::Budget::default();
+    budget.max_nodes = max_nodes;
+    budget.max_events = max_events;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options.alias_limits.max_total_replayed_events = MAX_REPLAYED_EVENTS;
+    options
+}
+
 /// One object read from a manifest file (shared, so snapshots reuse it without copying).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ManifestObject {
@@ -48,6 +71,15 @@ impl fmt::Display for ManifestError {
 /// `default`, like `kubectl apply` does. Nodes are all returned: the sources keep only
 /// the one named like this node.
 pub fn parse_manifest(file_name: &str, text: &str) -> (Vec<ManifestObject>, Vec<ManifestError>) {
+    parse_with_budget(file_name, text, MAX_NODES, MAX_EVENTS)
+}
+
+fn parse_with_budget(
+    file_name: &str,
+    text: &str,
+    max_nodes: usize,
+    max_events: usize,
+) -> (Vec<ManifestObject>, Vec<ManifestError>) {
     let mut objects = Vec::new();
     let mut errors = Vec::new();
     for document in split_documents(text) {
@@ -56,10 +88,15 @@ pub fn parse_manifest(file_name: &str, text: &str) -> (Vec<ManifestObject>, Vec<
             line: document.content_line,
             reason,
         };
-        let value = match serde_saphyr::from_str::<Value>(&document.text) {
+        let value = match serde_saphyr::from_str_with_options::<Value>(
+            &document.text,
+            parser_options(max_nodes, max_events),
+        ) {
             Ok(value) => value,
             Err(parse_error) => {
-                errors.push(error(yaml_reason(&parse_error, document.first_line)));
+                let reason = budget_reason(&parse_error, max_nodes, max_events)
+                    .unwrap_or_else(|| yaml_reason(&parse_error, document.first_line));
+                errors.push(error(reason));
                 continue;
             }
         };
@@ -198,6 +235,47 @@ fn yaml_reason(error: &serde_saphyr::Error, first_line: usize) -> String {
         }
         _ => format!("invalid YAML: {message}"),
     }
+}
+
+/// For a document refused by the parser's resource limits, a reason that
+/// says which limit, in words an operator can act on.
+fn budget_reason(
+    error: &serde_saphyr::Error,
+    max_nodes: usize,
+    max_events: usize,
+) -> Option<String> {
+    use serde_saphyr::{budget::BudgetBreach, Error};
+    let mut error = error;
+    while let Error::AliasError { error: inner, .. } | Error::WithSnippet { error: inner, .. } =
+        error
+    {
+        error = inner;
+    }
+    let alias_bomb =
+        "alias expansion over the YAML parser's budget (an alias bomb?): document skipped";
+    Some(match error {
+        Error::AliasReplayCounterOverflow { .. }
+        | Error::AliasReplayLimitExceeded { .. }
+        | Error::AliasExpansionLimitExceeded { .. }
+        | Error::AliasReplayStackDepthExceeded { .. } => alias_bomb.to_owned(),
+        Error::Budget { breach, .. } => match breach {
+            BudgetBreach::Aliases { .. }
+            | BudgetBreach::Anchors { .. }
+            | BudgetBreach::AliasAnchorRatio { .. }
+            | BudgetBreach::RecordedAnchorEvents { .. }
+            | BudgetBreach::RecordedAnchorBytes { .. } => alias_bomb.to_owned(),
+            BudgetBreach::Nodes { .. } => format!(
+                "document over the YAML parser's budget of {max_nodes} nodes: document skipped"
+            ),
+            BudgetBreach::Events { .. } => format!(
+                "document over the YAML parser's budget of {max_events} events: document skipped"
+            ),
+            other => {
+                format!("document over the YAML parser's budget ({other:?}): document skipped")
+            }
+        },
+        _ => return None,
+    })
 }
 
 /// Turns one parsed document into an object: `Ok(None)` for an empty document or an object
@@ -542,5 +620,84 @@ metadata: {{name: node-a, labels: {{topology.kubernetes.io/zone: z1}}}}
             .collect();
         assert_eq!(starts, [(1, 1), (4, 4)]);
         assert_eq!(docs[1].text, "    b: 2\n");
+    }
+
+    /// An EndpointSlice of `count` endpoints in block style, each as a
+    /// controller writes it (addresses, conditions, node, zone, target).
+    fn big_slice(count: usize) -> String {
+        let mut text = String::from(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: big-1\n  namespace: shop\n  labels:\n    kubernetes.io/service-name: big\naddressType: IPv4\nports:\n- name: http\n  port: 8080\n  protocol: TCP\nendpoints:\n",
+        );
+        for i in 0..count {
+            text.push_str(&format!(
+                "- addresses:\n  - 10.{}.{}.{}\n  conditions:\n    ready: true\n    serving: true\n    terminating: false\n  nodeName: node-a\n  zone: z1\n  targetRef:\n    kind: Pod\n    name: big-{i}\n    namespace: shop\n",
+                i / 65536,
+                i / 256 % 256,
+                i % 256
+            ));
+        }
+        text
+    }
+
+    #[test]
+    fn an_endpoint_slice_of_100k_endpoints_parses() {
+        let (objects, errors) = parse_manifest("big.yaml", &big_slice(100_000));
+        assert_eq!(errors, vec![]);
+        let [ManifestObject::EndpointSlice(slice)] = &objects[..] else {
+            panic!("{}", names(&objects).join(", "))
+        };
+        assert_eq!(slice.endpoints.len(), 100_000);
+        assert_eq!(slice.endpoints[99_999].addresses, vec!["10.1.134.159"]);
+    }
+
+    #[test]
+    fn a_billion_laughs_document_is_rejected_with_its_reason() {
+        // Nine levels of nine aliases: 9^9 strings once expanded.
+        let mut text = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for level in 1..=9 {
+            let prev = format!("*a{}", level - 1);
+            text.push_str(&format!(
+                "a{level}: &a{level} [{}]\n",
+                [prev.as_str(); 9].join(", ")
+            ));
+        }
+        let text = format!("{SERVICE_WEB}---\n{text}---\n{SLICE_WEB}");
+        let (objects, errors) = parse_manifest("laughs.yaml", &text);
+        assert_eq!(
+            names(&objects),
+            vec!["Service shop/web", "EndpointSlice shop/web-abc"],
+            "the documents around it still apply"
+        );
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, 14);
+        assert!(
+            errors[0].reason.contains("alias") && errors[0].reason.contains("budget"),
+            "{}",
+            errors[0]
+        );
+        // A few aliases, as hand-written manifests use them, are fine.
+        let aliased = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop, labels: &app {app: web}}\nspec:\n  clusterIP: 10.96.0.10\n  selector: *app\n  ports: [{port: 80}]\n";
+        let (objects, errors) = parse_manifest("aliased.yaml", aliased);
+        assert_eq!(errors, vec![]);
+        assert_eq!(names(&objects), vec!["Service shop/web"]);
+    }
+
+    #[test]
+    fn a_document_over_the_node_budget_says_so() {
+        // The budget made small, so the test need not build millions of
+        // nodes: the slice has 38, the service 27.
+        let text = format!("{SLICE_WEB}---\n{SERVICE_WEB}");
+        let (objects, errors) = parse_with_budget("huge.yaml", &text, 32, 1000);
+        assert_eq!(names(&objects), vec!["Service shop/web"]);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(
+            errors[0].to_string(),
+            "huge.yaml:1: document over the YAML parser's budget of 32 nodes: document skipped"
+        );
+        let (_, errors) = parse_with_budget("huge.yaml", SERVICE_WEB, 1000, 10);
+        assert_eq!(
+            errors[0].reason,
+            "document over the YAML parser's budget of 10 events: document skipped"
+        );
     }
 }

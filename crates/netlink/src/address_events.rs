@@ -101,7 +101,7 @@ impl AddressEvents {
 }
 
 /// The counted kind of every netlink message in a notification datagram.
-fn notification_kinds(bytes: &[u8]) -> Vec<&'static str> {
+pub(crate) fn notification_kinds(bytes: &[u8]) -> Vec<&'static str> {
     datagram_messages(bytes)
         .map(|message| {
             let Ok(message) = message else {

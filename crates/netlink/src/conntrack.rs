@@ -8,6 +8,7 @@
 
 use std::net::IpAddr;
 
+use netlink_packet_core::{DecodeError, NetlinkDeserializable, NetlinkHeader, NetlinkSerializable};
 use netlink_packet_netfilter::{
     conntrack::{ConntrackAttribute, ConntrackMessage, IPTuple, ProtoTuple, Protocol, Tuple},
     NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily,
@@ -58,6 +59,44 @@ impl FlowFilter {
     }
 }
 
+/// `NFNL_SUBSYS_CTNETLINK`: the nfnetlink subsystem of conntrack messages.
+const NFNL_SUBSYS_CTNETLINK: u8 = 1;
+
+/// A message of the conntrack socket: a [`NetfilterMessage`] of the
+/// ctnetlink subsystem only. `netlink-packet-netfilter` parses every
+/// nfnetlink subsystem it knows, and its nf_tables parsers panic on some
+/// malformed attributes (an attribute shorter than its header); this socket
+/// only asks conntrack questions, so a message of any other subsystem is
+/// refused before that parser sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct CtMessage(pub NetfilterMessage);
+
+impl NetlinkSerializable for CtMessage {
+    fn message_type(&self) -> u16 {
+        self.0.message_type()
+    }
+    fn buffer_len(&self) -> usize {
+        NetlinkSerializable::buffer_len(&self.0)
+    }
+    fn serialize(&self, buffer: &mut [u8]) {
+        self.0.serialize(buffer)
+    }
+}
+
+impl NetlinkDeserializable for CtMessage {
+    type Error = DecodeError;
+    fn deserialize(header: &NetlinkHeader, payload: &[u8]) -> Result<Self, DecodeError> {
+        let subsystem = (header.message_type >> 8) as u8;
+        if subsystem != NFNL_SUBSYS_CTNETLINK {
+            return Err(format!(
+                "a message of nfnetlink subsystem {subsystem} on the conntrack socket"
+            )
+            .into());
+        }
+        NetfilterMessage::deserialize(header, payload).map(CtMessage)
+    }
+}
+
 /// Conntrack client.
 pub struct Conntrack {
     channel: Channel,
@@ -78,14 +117,14 @@ impl Conntrack {
         } else {
             NetfilterProtoFamily::IPv4
         };
-        let dump = NetfilterMessage::new(
+        let dump = CtMessage(NetfilterMessage::new(
             NetfilterHeader::new(family, 0, 0),
             ConntrackMessage::Get(vec![]),
-        );
+        ));
         let replies = self.channel.request(Request::dump(dump, 0)).await?;
         Ok(replies
             .iter()
-            .filter_map(flow_of)
+            .filter_map(|reply| flow_of(&reply.0))
             .filter(|flow| filter.matches(flow))
             .collect())
     }
@@ -108,7 +147,7 @@ impl Conntrack {
                     NetfilterHeader::new(family, 0, 0),
                     ConntrackMessage::Delete(vec![tuple]),
                 );
-                Request::ack(message, 0)
+                Request::ack(CtMessage(message), 0)
             })
             .collect();
         self.channel
@@ -227,9 +266,9 @@ fn flow_tuple(tuples: &[Tuple]) -> Option<(u8, FlowTuple)> {
     ))
 }
 
-impl MessageKind for NetfilterMessage {
+impl MessageKind for CtMessage {
     fn kind(&self) -> &'static str {
-        match &self.inner {
+        match &self.0.inner {
             NetfilterMessageInner::Conntrack(ConntrackMessage::New(_)) => "CT_NEW",
             NetfilterMessageInner::Conntrack(ConntrackMessage::Get(_)) => "CT_GET",
             NetfilterMessageInner::Conntrack(ConntrackMessage::Delete(_)) => "CT_DELETE",
@@ -303,5 +342,50 @@ mod tests {
             ]),
         );
         assert_eq!(flow_of(&message), Some(f));
+    }
+
+    /// Found by the `conntrack_reply` fuzz target: an nf_tables NEWSET
+    /// (subsystem 10) whose set-element attribute is shorter than an
+    /// attribute header made `netlink-packet-netfilter` 0.4.0 panic
+    /// (subtract with overflow in `NlaBuffer::value_length`).
+    const NFTABLES_NEWSET_SHORT_ATTRIBUTE: [u8; 62] = [
+        0x33, 0x00, 0x00, 0x00, 0x0a, 0x0a, 0x2a, 0x00, 0x02, 0x00, 0x00, 0x00, 0x08, 0x00, 0x02,
+        0x00, 0x7f, 0x00, 0x00, 0x01, 0x1c, 0x00, 0x11, 0x00, 0x00, 0x00, 0x01, 0x00, 0x5e, 0x5e,
+        0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e,
+        0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x00, 0xea, 0x00, 0x91, 0x89, 0x00, 0x00, 0x08,
+        0x00, 0x03,
+    ];
+
+    #[test]
+    fn a_message_of_another_nfnetlink_subsystem_is_refused_not_parsed() {
+        use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+        let err =
+            NetlinkMessage::<CtMessage>::deserialize(&NFTABLES_NEWSET_SHORT_ATTRIBUTE).unwrap_err();
+        assert!(err.to_string().contains("subsystem 10"), "{err}");
+        // Through the funnel, as the dump reads it: the dump fails, no panic.
+        assert_eq!(
+            crate::fuzzing::conntrack_datagram(&NFTABLES_NEWSET_SHORT_ATTRIBUTE),
+            0
+        );
+        // A conntrack message still parses.
+        let f = flow("10.96.0.10", 53, "10.244.1.2");
+        let mut message = NetlinkMessage::new(
+            netlink_packet_core::NetlinkHeader::default(),
+            NetlinkPayload::InnerMessage(CtMessage(NetfilterMessage::new(
+                NetfilterHeader::new(NetfilterProtoFamily::IPv4, 0, 0),
+                ConntrackMessage::New(vec![
+                    ConntrackAttribute::CtaTupleOrig(tuple_attributes(17, &f.original)),
+                    ConntrackAttribute::CtaTupleReply(tuple_attributes(17, &f.reply)),
+                ]),
+            ))),
+        );
+        message.finalize();
+        let mut bytes = vec![0; message.buffer_len()];
+        message.serialize(&mut bytes);
+        let parsed = NetlinkMessage::<CtMessage>::deserialize(&bytes).unwrap();
+        let NetlinkPayload::InnerMessage(inner) = parsed.payload else {
+            panic!("not a conntrack message")
+        };
+        assert_eq!(flow_of(&inner.0), Some(f));
     }
 }

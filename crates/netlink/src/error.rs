@@ -34,8 +34,13 @@ pub struct KernelError {
     pub family: Family,
     /// The request's kind as counted (for example `NEW_SERVICE`).
     pub kind: &'static str,
-    /// The positive errno (or ipset's private code, >= 4096).
+    /// The positive errno (or ipset's private code, >= 4096); 0 when the
+    /// kernel's code was not a negative errno (see [`KernelError::code`]).
     pub errno: i32,
+    /// The code exactly as the kernel's message carried it (a negative
+    /// errno). Kept because a garbled reply can carry a code with no
+    /// positive counterpart (`i32::MIN`) or a positive one.
+    pub code: i32,
     /// The kernel's extended-ack message, when it gave one.
     pub message: Option<String>,
     /// The failed request as the kernel echoed it back (nlmsghdr and body).
@@ -45,6 +50,13 @@ pub struct KernelError {
 }
 
 impl KernelError {
+    /// The positive errno a kernel error code stands for, or 0 when the code
+    /// is not a negative errno: such a code is classed `Fatal`, and negating
+    /// `i32::MIN` would overflow.
+    pub fn errno_of(code: i32) -> i32 {
+        code.checked_neg().filter(|errno| *errno > 0).unwrap_or(0)
+    }
+
     pub fn class(&self) -> ErrorClass {
         classify_errno(self.errno)
     }
@@ -67,7 +79,9 @@ impl fmt::Display for KernelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let os = io::Error::from_raw_os_error(self.errno);
         write!(f, "{} {} failed: ", self.family, self.kind)?;
-        if self.errno >= 4096 {
+        if self.errno <= 0 {
+            write!(f, "invalid error code {}", self.code)?;
+        } else if self.errno >= 4096 {
             write!(f, "ipset error {}", self.errno)?;
         } else {
             write!(f, "{os}")?;
@@ -116,6 +130,14 @@ pub enum Error {
         "IPVS is not available in this kernel (genl family IPVS not found): load the ip_vs module"
     )]
     IpvsUnavailable,
+    /// A request that was not sent because the kernel would refuse it (or
+    /// it cannot be encoded at all); the detail names the object.
+    #[error("{family} {kind}: not sent: {detail}")]
+    NotSent {
+        family: Family,
+        kind: &'static str,
+        detail: String,
+    },
     /// The kernel answered with something the request does not allow.
     #[error("{family} {kind}: unexpected answer: {detail}")]
     Unexpected {
@@ -133,16 +155,17 @@ impl Error {
                 .raw_os_error()
                 .map_or(ErrorClass::Fatal, classify_errno),
             Error::NoAnswer { .. } | Error::Overrun { .. } => ErrorClass::Retryable,
-            Error::Decode { .. } | Error::IpvsUnavailable | Error::Unexpected { .. } => {
-                ErrorClass::Fatal
-            }
+            Error::Decode { .. }
+            | Error::IpvsUnavailable
+            | Error::Unexpected { .. }
+            | Error::NotSent { .. } => ErrorClass::Fatal,
         }
     }
 
     /// The kernel errno, when the kernel refused the request.
     pub fn errno(&self) -> Option<i32> {
         match self {
-            Error::Kernel(e) => Some(e.errno),
+            Error::Kernel(e) if e.errno > 0 => Some(e.errno),
             _ => None,
         }
     }
@@ -173,6 +196,7 @@ mod tests {
             family: Family::Ipvs,
             kind: "NEW_SERVICE",
             errno: libc::EEXIST,
+            code: -libc::EEXIST,
             message: None,
             echo: Vec::new(),
         };
@@ -182,6 +206,7 @@ mod tests {
         );
         let e = KernelError {
             errno: 4103,
+            code: -4103,
             family: Family::Ipset,
             kind: "ADD",
             message: Some("x".into()),

@@ -253,7 +253,8 @@ where
                     let kernel = KernelError {
                         family: self.family,
                         kind: self.slots[index].kind,
-                        errno: -code.get(),
+                        errno: KernelError::errno_of(code.get()),
+                        code: code.get(),
                         message: ext_ack_message(flags, &error.header),
                         echo: echoed_request(flags, &error.header).to_vec(),
                     };
@@ -266,7 +267,8 @@ where
                     let kernel = KernelError {
                         family: self.family,
                         kind: self.slots[index].kind,
-                        errno: -done.code,
+                        errno: KernelError::errno_of(done.code),
+                        code: done.code,
                         message: None,
                         echo: Vec::new(),
                     };
@@ -323,7 +325,7 @@ where
 
 /// The original request inside an `NLMSG_ERROR` payload (after the error
 /// code): the whole message unless the kernel capped it to its header.
-fn echoed_request(flags: u16, after_code: &[u8]) -> &[u8] {
+pub(crate) fn echoed_request(flags: u16, after_code: &[u8]) -> &[u8] {
     if flags & NLM_F_CAPPED != 0 || after_code.len() < 16 {
         return &after_code[..after_code.len().min(16)];
     }
@@ -337,7 +339,7 @@ const NLMSGERR_ATTR_MSG: u16 = 1;
 /// Reads the extended-ack message from an `NLMSG_ERROR` payload (after the
 /// error code): the original request's header (and body, unless the kernel
 /// capped it), then TLVs when `NLM_F_ACK_TLVS` is set.
-fn ext_ack_message(flags: u16, after_code: &[u8]) -> Option<String> {
+pub(crate) fn ext_ack_message(flags: u16, after_code: &[u8]) -> Option<String> {
     if flags & NLM_F_ACK_TLVS == 0 || after_code.len() < 16 {
         return None;
     }

@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 
 use kipvs_packet_ipset::{
-    error_lineno, merge_list_replies, CreateOptions, Entry, IpsetCmd, IpsetMessage, SetFamily,
-    SetInfo, SetType,
+    error_lineno, merge_list_replies, AdtBatch, CreateOptions, Entry, IpsetCmd, IpsetMessage,
+    RejectedEntry, SetFamily, SetInfo, SetType,
 };
 use netlink_packet_core::NLM_F_CREATE;
 use netlink_sys::protocols::NETLINK_NETFILTER;
@@ -121,14 +121,18 @@ impl Ipset {
 
     /// Adds the entries, batched and pipelined; entries already present are
     /// fine (`ipset -exist add`). On a failure the error names the entry.
+    /// An entry the kernel would refuse outright (a comment over
+    /// `IPSET_MAX_COMMENT_SIZE`) is not sent; the others still are, and the
+    /// error names it.
     pub async fn add(&mut self, name: &str, entries: &[Entry]) -> Result<()> {
-        self.adt(name, entries, IpsetMessage::add_batch(name, entries))
+        self.adt(name, entries, "ADD", IpsetMessage::add_batch(name, entries))
             .await
     }
 
     /// Deletes the entries, batched and pipelined; missing entries are fine.
+    /// Refused entries as for [`Ipset::add`].
     pub async fn del(&mut self, name: &str, entries: &[Entry]) -> Result<()> {
-        self.adt(name, entries, IpsetMessage::del_batch(name, entries))
+        self.adt(name, entries, "DEL", IpsetMessage::del_batch(name, entries))
             .await
     }
 
@@ -150,8 +154,15 @@ impl Ipset {
             .map_err(|e| decode("GET_BYNAME", e))
     }
 
-    async fn adt(&mut self, name: &str, entries: &[Entry], pages: Vec<IpsetMessage>) -> Result<()> {
-        let requests = pages
+    async fn adt(
+        &mut self,
+        name: &str,
+        entries: &[Entry],
+        kind: &'static str,
+        batch: AdtBatch,
+    ) -> Result<()> {
+        let requests = batch
+            .messages
             .into_iter()
             .map(|page| Request::ack(page, 0))
             .collect();
@@ -162,7 +173,16 @@ impl Ipset {
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
+        match batch.rejected.first() {
+            Some(first) => Err(rejected_error(
+                name,
+                entries,
+                kind,
+                first,
+                batch.rejected.len(),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// A non-dump request. Of the tool's flags only `NLM_F_CREATE` is kept:
@@ -197,9 +217,31 @@ fn decode(kind: &'static str, e: netlink_packet_core::DecodeError) -> Error {
     }
 }
 
+/// The entries the batch builder left out, named by the first of them.
+fn rejected_error(
+    set: &str,
+    entries: &[Entry],
+    kind: &'static str,
+    first: &RejectedEntry,
+    count: usize,
+) -> Error {
+    let entry = entries
+        .get(first.index)
+        .map_or_else(String::new, |entry| format!(", entry {entry}"));
+    let others = match count {
+        0 | 1 => String::new(),
+        n => format!(" (and {} more entries refused)", n - 1),
+    };
+    Error::NotSent {
+        family: Family::Ipset,
+        kind,
+        detail: format!("set {set}{entry}: {first}{others}"),
+    }
+}
+
 /// The kernel stops an ADT batch at the first bad element and rewrites the
 /// echoed request's LINENO to it; name that element in the error.
-fn entry_error(set: &str, entries: &[Entry], mut kernel: KernelError) -> Error {
+pub(crate) fn entry_error(set: &str, entries: &[Entry], mut kernel: KernelError) -> Error {
     let failed = error_lineno(&kernel.echo)
         .and_then(|lineno| kipvs_packet_ipset::entry_for_lineno(entries, lineno));
     let detail = match failed {

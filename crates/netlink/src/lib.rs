@@ -15,6 +15,8 @@ mod counters;
 mod error;
 mod exchange;
 mod family;
+#[doc(hidden)]
+pub mod fuzzing;
 mod genl;
 mod ipset;
 mod ipvs;

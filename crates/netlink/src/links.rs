@@ -180,7 +180,7 @@ pub(crate) fn host_address(index: u32, ip: IpAddr) -> AddressMessage {
 
 /// IPv4 point-to-point links put the local address in `IFA_LOCAL` and the
 /// peer in `IFA_ADDRESS`; everywhere else `IFA_ADDRESS` is ours.
-fn interface_address(message: &AddressMessage) -> Option<InterfaceAddress> {
+pub(crate) fn interface_address(message: &AddressMessage) -> Option<InterfaceAddress> {
     let local = message.attributes.iter().find_map(|a| match a {
         AddressAttribute::Local(ip) => Some(*ip),
         _ => None,

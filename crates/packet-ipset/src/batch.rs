@@ -77,18 +77,58 @@ impl Page {
     }
 }
 
+/// An element [`adt_batch`] leaves out, and why: sending it would make the
+/// kernel refuse the message (or the page rule could not place it at all).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedEntry {
+    /// Its position in the entries given to [`adt_batch`].
+    pub index: usize,
+    /// The `LINENO` it would have carried (numbering is kept: the elements
+    /// after it still carry their own line).
+    pub lineno: u32,
+    pub reason: RejectReason,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RejectReason {
+    /// The comment is longer than `IPSET_MAX_COMMENT_SIZE`: the kernel's
+    /// attribute policy refuses the whole message (`IPSET_ERR_PROTOCOL`).
+    CommentTooLong { len: usize },
+    /// Alone in a fresh message the element still exceeds one page.
+    DoesNotFitAPage { len: usize },
+}
+
+impl std::fmt::Display for RejectedEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: ", self.lineno)?;
+        match self.reason {
+            RejectReason::CommentTooLong { len } => write!(
+                f,
+                "comment of {len} bytes, the kernel takes at most {IPSET_MAX_COMMENT_SIZE}"
+            ),
+            RejectReason::DoesNotFitAPage { len } => write!(
+                f,
+                "element of {len} bytes does not fit one {IPSET_BATCH_BUFSIZE}-byte message"
+            ),
+        }
+    }
+}
+
+/// What [`adt_batch`] built: the messages to send, and the elements it left
+/// out (the others are all in `messages`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AdtBatch {
+    pub messages: Vec<IpsetMessage>,
+    pub rejected: Vec<RejectedEntry>,
+}
+
 /// The messages `ipset restore` would send for `cmd` (ADD or DEL) lines
 /// `first_lineno, first_lineno + 1, …` naming `entries` of set `name`.
 ///
-/// # Panics
-/// If one element alone does not fit a page (impossible with the
-/// attributes [`Entry`] produces).
-pub fn adt_batch(
-    cmd: IpsetCmd,
-    name: &str,
-    entries: &[Entry],
-    first_lineno: u32,
-) -> Vec<IpsetMessage> {
+/// An element the kernel would refuse outright (a comment longer than
+/// `IPSET_MAX_COMMENT_SIZE`) or that does not fit a page even alone is left
+/// out and reported in [`AdtBatch::rejected`]; every other element is sent.
+pub fn adt_batch(cmd: IpsetCmd, name: &str, entries: &[Entry], first_lineno: u32) -> AdtBatch {
     let header_len = NLMSG_HDRLEN
         + NFGENMSG_LEN
         + align(NLA_HDRLEN + 1) // PROTOCOL
@@ -97,38 +137,77 @@ pub fn adt_batch(
         + NLA_HDRLEN
         + 4 // LINENO
         + NLA_HDRLEN; // ADT
-    let mut messages = Vec::new();
+    let mut batch = AdtBatch::default();
     let mut elements: Vec<Vec<DataAttr>> = Vec::new();
     let mut page = Page { len: header_len };
     let mut message_lineno = first_lineno;
     for (index, entry) in entries.iter().enumerate() {
-        let lineno = first_lineno + index as u32;
+        let lineno = first_lineno.wrapping_add(index as u32);
         let mut data = entry.to_data_attrs();
         data.push(DataAttr::LineNo(lineno));
+        if let Some(reason) = refused(&data, header_len) {
+            batch.rejected.push(RejectedEntry {
+                index,
+                lineno,
+                reason,
+            });
+            continue;
+        }
         if !page.try_push(&data) {
-            assert!(
-                !elements.is_empty(),
-                "one ipset element does not fit a page"
-            );
-            messages.push(batch_message(
-                cmd,
-                name,
-                message_lineno,
-                std::mem::take(&mut elements),
-            ));
+            if !elements.is_empty() {
+                batch.messages.push(batch_message(
+                    cmd,
+                    name,
+                    message_lineno,
+                    std::mem::take(&mut elements),
+                ));
+            }
             page = Page { len: header_len };
             message_lineno = lineno;
-            assert!(
-                page.try_push(&data),
-                "one ipset element does not fit a page"
-            );
+            if !page.try_push(&data) {
+                // Only libipset's reservation can refuse here (the real
+                // size was checked above); report it the same way.
+                batch.rejected.push(RejectedEntry {
+                    index,
+                    lineno,
+                    reason: RejectReason::DoesNotFitAPage {
+                        len: element_len(&data),
+                    },
+                });
+                continue;
+            }
         }
         elements.push(data);
     }
     if !elements.is_empty() {
-        messages.push(batch_message(cmd, name, message_lineno, elements));
+        batch
+            .messages
+            .push(batch_message(cmd, name, message_lineno, elements));
     }
-    messages
+    batch
+}
+
+/// The encoded size of one element: the `DATA` nest and its attributes.
+fn element_len(data: &[DataAttr]) -> usize {
+    NLA_HDRLEN
+        + data
+            .iter()
+            .map(netlink_packet_core::Emitable::buffer_len)
+            .sum::<usize>()
+}
+
+/// Why the kernel would refuse `data` whatever message it travels in.
+fn refused(data: &[DataAttr], header_len: usize) -> Option<RejectReason> {
+    for attr in data {
+        if let DataAttr::Comment(comment) = attr {
+            if comment.len() > IPSET_MAX_COMMENT_SIZE {
+                return Some(RejectReason::CommentTooLong { len: comment.len() });
+            }
+        }
+    }
+    let len = element_len(data);
+    (header_len + len + NLMSGERR_LEN > IPSET_BATCH_BUFSIZE)
+        .then_some(RejectReason::DoesNotFitAPage { len })
 }
 
 fn batch_message(
@@ -152,12 +231,12 @@ impl IpsetMessage {
     /// ADD `entries` to `name`, as few page-sized messages as libipset would
     /// use. Entry `i` (0-based) carries `LINENO` `i + 1`; map an error back
     /// with [`crate::error_lineno`] and [`entry_for_lineno`].
-    pub fn add_batch(name: &str, entries: &[Entry]) -> Vec<IpsetMessage> {
+    pub fn add_batch(name: &str, entries: &[Entry]) -> AdtBatch {
         adt_batch(IpsetCmd::Add, name, entries, 1)
     }
 
     /// DEL `entries` from `name`; numbering as in [`IpsetMessage::add_batch`].
-    pub fn del_batch(name: &str, entries: &[Entry]) -> Vec<IpsetMessage> {
+    pub fn del_batch(name: &str, entries: &[Entry]) -> AdtBatch {
         adt_batch(IpsetCmd::Del, name, entries, 1)
     }
 

@@ -36,7 +36,9 @@ mod tests;
 
 pub use self::{
     attribute::IpsetAttr,
-    batch::{adt_batch, entry_for_lineno, IPSET_BATCH_BUFSIZE},
+    batch::{
+        adt_batch, entry_for_lineno, AdtBatch, RejectReason, RejectedEntry, IPSET_BATCH_BUFSIZE,
+    },
     cmd::IpsetCmd,
     data::{DataAttr, DataContext},
     entry::Entry,

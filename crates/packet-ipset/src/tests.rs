@@ -65,7 +65,7 @@ fn batch_splits_at_the_page_like_libipset() {
     // Host capture of `ipset restore` (ipset 7.17): 100 plain
     // hash:ip,port elements per page, and 78 then 72 for 150 elements with
     // comments "c0".."c149" (the check reserves 256 bytes for a comment).
-    let plain = IpsetMessage::add_batch("big", &entries(300, false));
+    let plain = IpsetMessage::add_batch("big", &entries(300, false)).messages;
     assert_eq!(
         plain
             .iter()
@@ -75,7 +75,7 @@ fn batch_splits_at_the_page_like_libipset() {
     );
     check_batch(&plain, 300);
 
-    let commented = IpsetMessage::add_batch("kc", &entries(150, true));
+    let commented = IpsetMessage::add_batch("kc", &entries(150, true)).messages;
     let sizes: Vec<usize> = commented
         .iter()
         .map(|m| match m.attrs.last() {
@@ -89,15 +89,15 @@ fn batch_splits_at_the_page_like_libipset() {
 
 #[test]
 fn batch_edge_cases() {
-    assert!(IpsetMessage::add_batch("s", &[]).is_empty());
-    let one = IpsetMessage::del_batch("s", &entries(1, false));
+    assert!(IpsetMessage::add_batch("s", &[]).messages.is_empty());
+    let one = IpsetMessage::del_batch("s", &entries(1, false)).messages;
     assert_eq!(one.len(), 1);
     assert_eq!(one[0].cmd, IpsetCmd::Del);
     check_batch(&one, 1);
     let v6: Vec<Entry> = (0..500u16)
         .map(|i| Entry::ip_port(ip(&format!("fd00::{i:x}")), 17, i))
         .collect();
-    let messages = IpsetMessage::add_batch("s6", &v6);
+    let messages = IpsetMessage::add_batch("s6", &v6).messages;
     assert!(messages.len() > 1);
     check_batch(&messages, 500);
 }
@@ -113,7 +113,9 @@ fn entry_for_lineno_maps_back() {
 
 #[test]
 fn error_lineno_reads_the_echoed_request() {
-    let mut request = IpsetMessage::add_batch("kp", &entries(4, false)).remove(0);
+    let mut request = IpsetMessage::add_batch("kp", &entries(4, false))
+        .messages
+        .remove(0);
     // What call_ad does to the echo: command-level LINENO := failing line.
     for attr in &mut request.attrs {
         if let IpsetAttr::LineNo(l) = attr {
@@ -394,4 +396,75 @@ fn continuation_for_an_earlier_set_is_an_error() {
         vec![("a", 2), ("b", 0)]
     );
     assert!(merge_list_replies(vec![head("a"), head("b"), more("a")]).is_err());
+}
+
+#[test]
+fn an_element_the_kernel_would_refuse_is_rejected_by_line_and_the_others_sent() {
+    // A comment of 4000 bytes: more than IPSET_MAX_COMMENT_SIZE, and too
+    // big for a page even alone. The builder used to abort on it.
+    let mut list = entries(250, true);
+    list[120] = list[120].clone().with_comment("x".repeat(4000));
+    list[200] = list[200]
+        .clone()
+        .with_comment("y".repeat(IPSET_MAX_COMMENT_SIZE + 1));
+    let batch = IpsetMessage::add_batch("kc", &list);
+    assert_eq!(
+        batch.rejected,
+        vec![
+            RejectedEntry {
+                index: 120,
+                lineno: 121,
+                reason: RejectReason::CommentTooLong { len: 4000 },
+            },
+            RejectedEntry {
+                index: 200,
+                lineno: 201,
+                reason: RejectReason::CommentTooLong {
+                    len: IPSET_MAX_COMMENT_SIZE + 1
+                },
+            },
+        ]
+    );
+    assert_eq!(
+        batch.rejected[0].to_string(),
+        "line 121: comment of 4000 bytes, the kernel takes at most 255"
+    );
+    // Every other element is in a message, with its own LINENO, and every
+    // message fits a page.
+    let mut sent = Vec::new();
+    for message in &batch.messages {
+        assert!(message.to_bytes().len() + 16 <= IPSET_BATCH_BUFSIZE);
+        let Some(IpsetAttr::Adt(elements)) = message.attrs.last() else {
+            panic!("no ADT")
+        };
+        for element in elements {
+            let Some(DataAttr::LineNo(lineno)) = element.last() else {
+                panic!("no LINENO")
+            };
+            sent.push(*lineno);
+        }
+    }
+    let expected: Vec<u32> = (1..=250).filter(|l| *l != 121 && *l != 201).collect();
+    assert_eq!(sent, expected);
+    // The longest comment the kernel takes is sent.
+    let longest = vec![entries(1, false)[0]
+        .clone()
+        .with_comment("z".repeat(IPSET_MAX_COMMENT_SIZE))];
+    let batch = IpsetMessage::add_batch("kc", &longest);
+    assert!(batch.rejected.is_empty());
+    assert_eq!(batch.messages.len(), 1);
+}
+
+#[test]
+fn a_set_name_too_long_for_any_page_rejects_every_element_without_panicking() {
+    let batch = IpsetMessage::del_batch(&"n".repeat(4000), &entries(3, false));
+    assert!(batch.messages.is_empty());
+    assert_eq!(
+        batch.rejected.iter().map(|r| r.lineno).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert!(matches!(
+        batch.rejected[0].reason,
+        RejectReason::DoesNotFitAPage { .. }
+    ));
 }

@@ -669,7 +669,7 @@ fn restore_batch() {
             .with_comment("kube-system/kube-dns:metrics"),
         Entry::ip_port(ip("10.96.0.20"), IPPROTO_SCTP, 9000).with_comment("default/sctp:sctp"),
     ];
-    let batch = adt_batch(IpsetCmd::Add, CLUSTER_IP, &entries, 2);
+    let batch = adt_batch(IpsetCmd::Add, CLUSTER_IP, &entries, 2).messages;
     assert_eq!(batch.len(), 1, "five lines fit one page");
     assert_eq!(batch[0].lineno(), Some(2));
     let mut expected = create_conversation(
@@ -700,7 +700,7 @@ fn restore_batch() {
 fn restore_into_existing(name: &str, entries: &[Entry]) -> Vec<IpsetMessage> {
     let mut expected = vec![IpsetMessage::protocol()];
     expected.extend(entries.iter().map(|_| IpsetMessage::header(name)));
-    expected.extend(IpsetMessage::add_batch(name, entries));
+    expected.extend(IpsetMessage::add_batch(name, entries).messages);
     expected
 }
 
@@ -780,7 +780,7 @@ fn restore_big() {
     // that no longer fits makes it send the full page first.
     let fixture = load("restore_big");
     let entries = big_entries();
-    let batch = IpsetMessage::add_batch("big", &entries);
+    let batch = IpsetMessage::add_batch("big", &entries).messages;
     let linenos: Vec<Option<u32>> = batch.iter().map(IpsetMessage::lineno).collect();
     assert_eq!(linenos, vec![Some(1), Some(101), Some(201)]);
     for message in &batch {

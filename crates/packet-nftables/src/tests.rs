@@ -590,3 +590,33 @@ fn dump_reply_with_counters_and_handle_parses() {
         ]
     );
 }
+
+#[test]
+fn xt_set_info_with_an_impossible_dimension_count_is_a_decode_error() {
+    // A kernel (or a garbled reply) may carry any u8 as `dim`: a shift by it
+    // must never happen, and the parsers refuse it.
+    for dim in [0u8, 7, 8, 9, 200, 255] {
+        let mut v4 = [0u8; XT_SET_INFO_MATCH_V4_LEN];
+        v4[2] = dim;
+        v4[3] = 0xff;
+        let err = XtSetInfoMatchV4::parse(&v4).unwrap_err();
+        assert!(err.to_string().contains("dim"), "dim {dim}: {err}");
+        let mut v1 = [0u8; XT_SET_INFO_MATCH_V1_LEN];
+        v1[2] = dim;
+        assert!(XtSetInfoMatchV1::parse(&v1).is_err(), "dim {dim}");
+    }
+    // Built by hand (the fields are public), the directions stop at the
+    // largest dimension count instead of shifting past the flag byte.
+    let info = XtSetInfo {
+        index: 1,
+        dim: 255,
+        flags: 0xff,
+    };
+    assert_eq!(info.dirs().len(), IPSET_DIM_MAX);
+    for dim in 1..=IPSET_DIM_MAX as u8 {
+        let mut v4 = [0u8; XT_SET_INFO_MATCH_V4_LEN];
+        v4[2] = dim;
+        let parsed = XtSetInfoMatchV4::parse(&v4).unwrap();
+        assert_eq!(parsed.match_set.dirs().len(), usize::from(dim));
+    }
+}

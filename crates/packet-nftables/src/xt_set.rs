@@ -72,11 +72,12 @@ impl XtSetInfo {
         }
     }
 
-    /// The directions, dimension by dimension.
+    /// The directions, dimension by dimension (at most `IPSET_DIM_MAX`:
+    /// parsing refuses more, and a hand-built value is cut there).
     pub fn dirs(&self) -> Vec<SetDir> {
-        (1..=self.dim)
+        (1..=self.dim.min(IPSET_DIM_MAX as u8))
             .map(|n| {
-                if self.flags & (1 << n) != 0 {
+                if self.flags & (1u8 << n) != 0 {
                     SetDir::Src
                 } else {
                     SetDir::Dst
@@ -95,12 +96,24 @@ impl XtSetInfo {
         buf[3] = self.flags;
     }
 
-    fn parse(buf: &[u8]) -> Self {
-        XtSetInfo {
-            index: u16::from_ne_bytes([buf[0], buf[1]]),
-            dim: buf[2],
-            flags: buf[3],
+    /// Reads the first 4 bytes of `buf` (the callers check the length). A
+    /// dimension count outside 1..=`IPSET_DIM_MAX` is refused, as the
+    /// kernel's `set_match_v1_checkentry()` does.
+    fn parse(buf: &[u8]) -> Result<Self, DecodeError> {
+        let [i0, i1, dim, flags] = buf
+            .get(..4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .ok_or_else(|| {
+                DecodeError::from(format!("xt_set_info needs 4 bytes, got {}", buf.len()))
+            })?;
+        if dim == 0 || usize::from(dim) > IPSET_DIM_MAX {
+            return Err(format!("xt_set_info dim {dim} is outside 1..={IPSET_DIM_MAX}").into());
         }
+        Ok(XtSetInfo {
+            index: u16::from_ne_bytes([i0, i1]),
+            dim,
+            flags,
+        })
     }
 }
 
@@ -130,7 +143,7 @@ impl XtSetInfoMatchV1 {
             return Err(format!("xt_set_info_match_v1 needs 4 bytes, got {}", buf.len()).into());
         }
         Ok(XtSetInfoMatchV1 {
-            match_set: XtSetInfo::parse(buf),
+            match_set: XtSetInfo::parse(buf)?,
         })
     }
 }
@@ -181,7 +194,7 @@ impl XtSetInfoMatchV4 {
             u64::from_ne_bytes(b)
         };
         Ok(XtSetInfoMatchV4 {
-            match_set: XtSetInfo::parse(buf),
+            match_set: XtSetInfo::parse(buf)?,
             packets: IpSetCounterMatch {
                 value: u64_at(8),
                 op: buf[16],

@@ -25,6 +25,8 @@ use axum::{
     Router,
 };
 use kipvs_cluster::Snapshot;
+
+use crate::http_server::{self, Limits};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -138,23 +140,28 @@ impl ProxyHealth {
 /// Serves `/healthz` and `/livez` on `address` until the task is dropped.
 /// A failure to listen is logged and retried (as kube-proxy does), never
 /// fatal: the proxy works without its health endpoint.
+/// Connections are bounded as [`crate::http_server`] describes.
 pub async fn serve_healthz(address: SocketAddr, health: ProxyHealth) {
-    let router = Router::new()
-        .route("/healthz", any(healthz))
-        .route("/livez", any(livez))
-        .with_state(health);
+    let router = healthz_router(health);
     loop {
         match listen(address) {
             Ok(listener) => {
                 info!(%address, "serving /healthz and /livez");
-                if let Err(error) = axum::serve(listener, router.clone()).await {
-                    warn!(%address, %error, "the healthz server stopped");
-                }
+                http_server::serve(listener, router.clone(), Limits::DEFAULT).await;
             }
             Err(error) => warn!(%address, %error, "cannot listen for /healthz; retrying"),
         }
         tokio::time::sleep(LISTEN_RETRY).await;
     }
+}
+
+/// The `/healthz` and `/livez` routes.
+#[doc(hidden)]
+pub fn healthz_router(health: ProxyHealth) -> Router {
+    Router::new()
+        .route("/healthz", any(healthz))
+        .route("/livez", any(livez))
+        .with_state(health)
 }
 
 async fn healthz(axum::extract::State(health): axum::extract::State<ProxyHealth>) -> Response {

@@ -21,7 +21,10 @@ use kipvs_planner::HealthCheck;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::health::{json_response, listen, ProxyHealth};
+use crate::{
+    health::{json_response, listen, ProxyHealth},
+    http_server::{self, Limits},
+};
 
 /// What one listener answers from: its service and count, replaced in
 /// place after each sync.
@@ -120,11 +123,7 @@ impl HealthCheckServers {
         let router = Router::new()
             .fallback(answer)
             .with_state(Arc::clone(&shared));
-        let task = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, router).await {
-                warn!(port, %error, "health-check node port server stopped");
-            }
-        });
+        let task = tokio::spawn(http_server::serve(listener, router, Limits::DEFAULT));
         info!(%service, port, "listening on health-check node port");
         self.listeners.insert(port, Listener { shared, task });
     }

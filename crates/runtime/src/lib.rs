@@ -19,6 +19,8 @@ mod kernel;
 mod memory_kernel;
 mod netlink_kernel;
 mod nft_table;
+#[doc(hidden)]
+pub mod http_server;
 mod node_addresses;
 mod sync;
 mod sync_loop;
@@ -26,7 +28,7 @@ mod sync_loop;
 pub use apply_plan::{apply_plan, ApplyReport};
 pub use duration::parse_duration;
 pub use error::{Result, RuntimeError};
-pub use health::{serve_healthz, ProxyHealth};
+pub use health::{healthz_router, serve_healthz, ProxyHealth};
 pub use health_check::HealthCheckServers;
 pub use kernel::{message_kind, BatchKind, Kernel, StepError};
 pub use memory_kernel::MemoryKernel;

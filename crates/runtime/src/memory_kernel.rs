@@ -156,13 +156,13 @@ impl MemoryKernel {
                 counters.record_received(Family::NfTables, "ack");
             }
             Action::AddSetEntries { set, entries } => {
-                for _ in IpsetMessage::add_batch(set.name(), entries) {
+                for _ in IpsetMessage::add_batch(set.name(), entries).messages {
                     counters.record_sent(family, kind);
                     counters.record_received(family, "ack");
                 }
             }
             Action::DeleteSetEntries { set, entries } => {
-                for _ in IpsetMessage::del_batch(set.name(), entries) {
+                for _ in IpsetMessage::del_batch(set.name(), entries).messages {
                     counters.record_sent(family, kind);
                     counters.record_received(family, "ack");
                 }
@@ -171,7 +171,7 @@ impl MemoryKernel {
                 for kind in ["DESTROY", "CREATE"] {
                     counters.record_sent(Family::Ipset, kind);
                 }
-                for _ in IpsetMessage::add_batch(set.name(), entries) {
+                for _ in IpsetMessage::add_batch(set.name(), entries).messages {
                     counters.record_sent(Family::Ipset, "ADD");
                 }
                 for kind in ["SWAP", "DESTROY"] {
@@ -220,6 +220,7 @@ fn kernel_error(family: Family, kind: &'static str, errno: i32) -> StepError {
         family,
         kind,
         errno,
+        code: -errno,
         message: None,
         echo: Vec::new(),
     }))

@@ -270,3 +270,41 @@ fn reads_the_extended_ack_text() {
     );
     assert_eq!(ext_ack_message(NLM_F_CAPPED, &after_code), None);
 }
+
+#[test]
+fn an_error_code_that_cannot_be_negated_is_fatal_and_kept_raw() {
+    // i32::MIN has no positive counterpart: negating it overflows.
+    let requests = vec![
+        Request::ack(raw(&[1, 0, 0, 0]), 0),
+        Request::dump(raw(&[2, 0, 0, 0]), 0),
+    ];
+    let (_, mut exchange, counters) = setup(&requests);
+    exchange.on_datagram(&ack(7, i32::MIN), &counters);
+    exchange.on_datagram(
+        &kernel_message(3, NLM_F_MULTIPART, 8, &i32::MIN.to_ne_bytes()),
+        &counters,
+    );
+    let outcomes = exchange.finish();
+    for outcome in &outcomes {
+        let err = outcome.as_ref().unwrap_err();
+        assert_eq!(err.errno(), None, "no errno stands for it");
+        assert!(matches!(err, Error::Kernel(k) if k.code == i32::MIN));
+        assert_eq!(err.class(), ErrorClass::Fatal);
+        assert!(
+            err.to_string().contains(&i32::MIN.to_string()),
+            "the raw code is reported: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_positive_error_code_is_fatal_and_kept_raw() {
+    // The kernel only sends negative codes; a positive one is garbage and
+    // must not turn into a negative "errno" that classifies by accident.
+    let (_, mut exchange, counters) = setup(&[Request::ack(raw(&[1, 0, 0, 0]), 0)]);
+    exchange.on_datagram(&ack(7, libc::ENOENT), &counters);
+    let outcomes = exchange.finish();
+    let err = outcomes[0].as_ref().unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Fatal);
+    assert!(err.to_string().contains("invalid error code 2"), "{err}");
+}

@@ -1,0 +1,5 @@
+#![no_main]
+// See kipvs_netlink::fuzzing::nftables_datagram for what runs on the bytes.
+libfuzzer_sys::fuzz_target!(|datagram: &[u8]| {
+    kipvs_netlink::fuzzing::nftables_datagram(datagram);
+});
