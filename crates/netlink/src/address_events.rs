@@ -15,7 +15,7 @@ use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, AsyncSocket, AsyncSocketExt, TokioSocket};
 
-use crate::{exchange::datagram_messages, Counters, Error, Family, MessageKind, Result};
+use crate::{exchange::datagram_messages, Counters, Error, Family, Result};
 
 /// Counted kinds of received notifications (kept apart from the replies
 /// to our own `GETADDR` dumps, which are counted as `NEWADDR`).
@@ -69,27 +69,38 @@ impl AddressEvents {
     /// brought up with several addresses) yields one event. Lost
     /// notifications (`ENOBUFS`) count as a change.
     pub async fn changed(&mut self) -> Result<()> {
-        self.receive().await?;
+        self.changed_except(None).await
+    }
+
+    /// [`changed`](Self::changed), but changes of the link with index
+    /// `ignored` alone are no change: the caller made them itself (the
+    /// service addresses on `kube-ipvs0`: binding ten thousand of them must
+    /// not make ten thousand re-reads of every address).
+    pub async fn changed_except(&mut self, ignored: Option<u32>) -> Result<()> {
+        while !self.receive(ignored).await? {}
         // Drain what is already queued without waiting for more.
-        while let Some(outcome) = self.receive().now_or_never() {
+        while let Some(outcome) = self.receive(ignored).now_or_never() {
             outcome?;
         }
         Ok(())
     }
 
-    /// One datagram of notifications, counted.
-    async fn receive(&mut self) -> Result<()> {
+    /// One datagram of notifications, counted; whether it told of a change
+    /// to a link other than `ignored`.
+    async fn receive(&mut self, ignored: Option<u32>) -> Result<bool> {
         match self.socket.recv_from_full().await {
             Ok((bytes, _from)) => {
-                for kind in notification_kinds(&bytes) {
+                let mut relevant = false;
+                for (kind, link) in notifications(&bytes) {
                     self.counters.record_received(Family::Route, kind);
+                    relevant |= link.is_none() || link != ignored;
                 }
-                Ok(())
+                Ok(relevant)
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                 self.counters
                     .record_received(Family::Route, NOTIFICATIONS_LOST);
-                Ok(())
+                Ok(true)
             }
             Err(source) => Err(Error::Io {
                 family: Family::Route,
@@ -102,22 +113,35 @@ impl AddressEvents {
 
 /// The counted kind of every netlink message in a notification datagram.
 pub(crate) fn notification_kinds(bytes: &[u8]) -> Vec<&'static str> {
+    notifications(bytes)
+        .into_iter()
+        .map(|(kind, _)| kind)
+        .collect()
+}
+
+/// Every netlink message in a notification datagram: its counted kind and,
+/// for an address change, the index of the link it is on.
+fn notifications(bytes: &[u8]) -> Vec<(&'static str, Option<u32>)> {
     datagram_messages(bytes)
         .map(|message| {
             let Ok(message) = message else {
-                return "undecodable";
+                return ("undecodable", None);
             };
             match NetlinkMessage::<RouteNetlinkMessage>::deserialize(message) {
                 Ok(NetlinkMessage {
                     payload: NetlinkPayload::InnerMessage(inner),
                     ..
-                }) => match inner.kind() {
-                    "NEWADDR" => NOTIFIED_NEWADDR,
-                    "DELADDR" => NOTIFIED_DELADDR,
-                    _ => NOTIFIED_OTHER,
+                }) => match inner {
+                    RouteNetlinkMessage::NewAddress(address) => {
+                        (NOTIFIED_NEWADDR, Some(address.header.index))
+                    }
+                    RouteNetlinkMessage::DelAddress(address) => {
+                        (NOTIFIED_DELADDR, Some(address.header.index))
+                    }
+                    _ => (NOTIFIED_OTHER, None),
                 },
-                Ok(_) => NOTIFIED_OTHER,
-                Err(_) => "undecodable",
+                Ok(_) => (NOTIFIED_OTHER, None),
+                Err(_) => ("undecodable", None),
             }
         })
         .collect()

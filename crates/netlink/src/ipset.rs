@@ -136,6 +136,55 @@ impl Ipset {
             .await
     }
 
+    /// Several additions and deletions, each `(add, set, entries)`, sent
+    /// pipelined in one exchange (as `ipset restore` sends a file), with
+    /// a result per change: one change failing does not stop the others.
+    pub async fn adt_many(&mut self, changes: &[(bool, &str, &[Entry])]) -> Vec<Result<()>> {
+        let mut batches: Vec<AdtBatch> = changes
+            .iter()
+            .map(|(add, name, entries)| match add {
+                true => IpsetMessage::add_batch(name, entries),
+                false => IpsetMessage::del_batch(name, entries),
+            })
+            .collect();
+        let mut requests = Vec::new();
+        let mut pages_of = Vec::with_capacity(changes.len());
+        for batch in &mut batches {
+            pages_of.push(batch.messages.len());
+            let pages = std::mem::take(&mut batch.messages);
+            requests.extend(pages.into_iter().map(|page| Request::ack(page, 0)));
+        }
+        let mut outcomes = self.channel.exchange(requests).await.into_iter();
+        changes
+            .iter()
+            .zip(&batches)
+            .zip(pages_of)
+            .map(|(((add, name, entries), batch), pages)| {
+                let kind = if *add { "ADD" } else { "DEL" };
+                let mut result = Ok(());
+                for outcome in outcomes.by_ref().take(pages) {
+                    if result.is_ok() {
+                        result = match outcome {
+                            Ok(_) => Ok(()),
+                            Err(Error::Kernel(kernel)) => Err(entry_error(name, entries, kernel)),
+                            Err(e) => Err(e),
+                        };
+                    }
+                }
+                result.and_then(|()| match batch.rejected.first() {
+                    Some(first) => Err(rejected_error(
+                        name,
+                        entries,
+                        kind,
+                        first,
+                        batch.rejected.len(),
+                    )),
+                    None => Ok(()),
+                })
+            })
+            .collect()
+    }
+
     /// Whether `entry` is in the set (`ipset test`).
     pub async fn test(&mut self, name: &str, entry: &Entry) -> Result<bool> {
         match self.request(IpsetMessage::test(name, entry)).await {

@@ -171,12 +171,12 @@ impl Builder<'_> {
         self.health_checks.insert(
             port,
             HealthCheck {
-                namespace: view.namespace.clone(),
-                name: view.name.clone(),
+                namespace: view.namespace.to_string(),
+                name: view.name.to_string(),
                 local_endpoints,
             },
         );
-        let owner = ServicePortName::new(&view.namespace, &view.name, "");
+        let owner = ServicePortName::new(view.namespace.clone(), view.name.clone(), "");
         for family in view.families() {
             let entry = Entry::port(port).with_comment(owner.comment());
             self.set(SetRole::HealthCheckNodePort, family)

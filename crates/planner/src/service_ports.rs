@@ -2,7 +2,7 @@
 //! addresses, ports, traffic policies and IPVS options. Bad fields are
 //! reported and left out; the rest of the Service still counts.
 
-use std::net::IpAddr;
+use std::{net::IpAddr, sync::Arc};
 
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Service as K8sService, ServiceSpec};
@@ -23,7 +23,7 @@ const MAX_AFFINITY_TIMEOUT: u32 = 86400;
 /// A validated `spec.ports[]` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PortSpec {
-    pub name: String,
+    pub name: Arc<str>,
     pub protocol: Protocol,
     pub port: u16,
     /// Only for types NodePort and LoadBalancer.
@@ -33,8 +33,8 @@ pub(crate) struct PortSpec {
 /// One Service, as far as kube-ipvs cares.
 #[derive(Debug, Clone)]
 pub(crate) struct ServiceView {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
     /// `Service namespace/name`, for warnings.
     pub object: String,
     /// Valid and distinct, in `spec.clusterIPs` order; never empty.
@@ -109,8 +109,8 @@ impl ServiceView {
                 }
             };
         Some(ServiceView {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
+            namespace: namespace.into(),
+            name: name.into(),
             ports: ports(spec, node_ports, &mut warn),
             source_ranges: source_ranges(spec, &mut warn),
             affinity_timeout: affinity_timeout(spec, &mut warn),
@@ -290,7 +290,7 @@ fn ports(spec: &ServiceSpec, node_ports: bool, warn: &mut dyn FnMut(String)) -> 
             }
         };
         ports.push(PortSpec {
-            name,
+            name: name.into(),
             protocol,
             port: number,
             node_port,

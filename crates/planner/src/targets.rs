@@ -66,7 +66,11 @@ impl<'v> ServiceTargets<'v> {
                 targets.ports.push(PortTargets {
                     port,
                     family,
-                    owner: ServicePortName::new(&view.namespace, &view.name, port.name.clone()),
+                    owner: ServicePortName::new(
+                        view.namespace.clone(),
+                        view.name.clone(),
+                        port.name.clone(),
+                    ),
                     internal: by_policy(view.internal_local),
                     external: by_policy(view.external_local),
                 });

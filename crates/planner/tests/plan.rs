@@ -592,7 +592,8 @@ fn shared_cluster_ip_address_belongs_to_its_first_port() {
     assert_eq!(
         d.virtual_services[&VirtualServiceKey::tuple(ip("10.96.0.10"), Protocol::Udp, 53)]
             .owner
-            .port,
+            .port
+            .as_ref(),
         "dns"
     );
 }

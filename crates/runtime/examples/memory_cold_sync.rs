@@ -45,9 +45,26 @@ fn slice(i: usize, shift: usize) -> Arc<EndpointSlice> {
     )
 }
 
+/// `VmRSS` and `VmHWM` of this process, in MB.
+fn rss() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb / 1024)
+    };
+    format!("rss {} MB, peak {} MB", field("VmRSS:"), field("VmHWM:"))
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10_000);
     let services: Vec<_> = (0..n).map(service).collect();
     let slices: Vec<_> = (0..n).map(|i| slice(i, 0)).collect();
     let snapshot = Arc::new(Snapshot::new(services.clone(), slices.clone(), None));
@@ -63,6 +80,7 @@ async fn main() {
         min_sync_period: Duration::ZERO,
         graceful_period: Duration::from_secs(900),
     };
+    println!("snapshots built: {}", rss());
     let kernel = MemoryKernel::new();
     let mut syncer = Syncer::new(config, kernel);
     for (what, snapshot, full) in [
@@ -79,5 +97,6 @@ async fn main() {
             outcome.messages.sent_all(),
             started.elapsed()
         );
+        println!("  {}", rss());
     }
 }

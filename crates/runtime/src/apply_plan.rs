@@ -185,6 +185,11 @@ fn already_done(action: &Action, error: &StepError) -> bool {
     }
 }
 
+/// The most steps sent as one batch. Far more than one `sendmsg` carries,
+/// so pipelining is not hurt, but a cold sync's hundred thousand steps are
+/// not all encoded (and their replies held) at once.
+const MAX_BATCH: usize = 4096;
+
 /// The end of the run of steps starting at `start` that go out together.
 fn batch_end(steps: &[Step], start: usize) -> usize {
     let kind = BatchKind::of(&steps[start].action);
@@ -194,6 +199,7 @@ fn batch_end(steps: &[Step], start: usize) -> usize {
     start
         + steps[start..]
             .iter()
+            .take(MAX_BATCH)
             .take_while(|s| BatchKind::of(&s.action) == kind)
             .count()
 }

@@ -106,6 +106,9 @@ pub enum BatchKind {
     Unbind,
     /// Sets created; read back once after the run for their indexes.
     CreateSet,
+    /// Set entries added or deleted (pipelined, as `ipset restore` sends
+    /// a file).
+    SetEntries,
     /// Everything else, one step at a time.
     Single,
 }
@@ -122,10 +125,8 @@ impl BatchKind {
             Action::BindAddress(_) => BatchKind::Bind,
             Action::UnbindAddress(_) => BatchKind::Unbind,
             Action::CreateSet(_) => BatchKind::CreateSet,
-            Action::ReplaceSet { .. }
-            | Action::ReplaceTable { .. }
-            | Action::AddSetEntries { .. }
-            | Action::DeleteSetEntries { .. } => BatchKind::Single,
+            Action::AddSetEntries { .. } | Action::DeleteSetEntries { .. } => BatchKind::SetEntries,
+            Action::ReplaceSet { .. } | Action::ReplaceTable { .. } => BatchKind::Single,
         }
     }
 }

@@ -15,12 +15,12 @@ mod duration;
 mod error;
 mod health;
 mod health_check;
+#[doc(hidden)]
+pub mod http_server;
 mod kernel;
 mod memory_kernel;
 mod netlink_kernel;
 mod nft_table;
-#[doc(hidden)]
-pub mod http_server;
 mod node_addresses;
 mod sync;
 mod sync_loop;

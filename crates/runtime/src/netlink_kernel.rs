@@ -137,6 +137,7 @@ impl NetlinkKernel {
         match kind {
             BatchKind::Ipvs => self.ipvs_batch(run).await,
             BatchKind::Bind | BatchKind::Unbind => self.addresses(run).await,
+            BatchKind::SetEntries => self.set_entries(run).await,
             BatchKind::CreateSet | BatchKind::Single => {
                 let mut outcomes = Vec::with_capacity(run.len());
                 for action in run {
@@ -147,7 +148,7 @@ impl NetlinkKernel {
         }
     }
 
-    /// One set or table step.
+    /// One set creation or replacement, or one table.
     async fn execute_one(&mut self, action: &Action) -> Result<(), StepError> {
         match action {
             Action::CreateSet(set) => self.create_set(*set).await,
@@ -156,14 +157,31 @@ impl NetlinkKernel {
                 .nft
                 .apply(nft_table::replace_messages(*family, table))
                 .await?),
-            Action::AddSetEntries { set, entries } => {
-                Ok(self.ipset.add(set.name(), entries).await?)
-            }
-            Action::DeleteSetEntries { set, entries } => {
-                Ok(self.ipset.del(set.name(), entries).await?)
-            }
             other => Err(StepError::WrongBatch(BatchKind::of(other))),
         }
+    }
+
+    /// Set entries added and deleted, all pipelined in one exchange.
+    async fn set_entries(&mut self, run: &[&Action]) -> Vec<Result<(), StepError>> {
+        let changes: Vec<Option<(bool, &str, &[Entry])>> = run
+            .iter()
+            .map(|action| match action {
+                Action::AddSetEntries { set, entries } => Some((true, set.name(), &entries[..])),
+                Action::DeleteSetEntries { set, entries } => {
+                    Some((false, set.name(), &entries[..]))
+                }
+                _ => None,
+            })
+            .collect();
+        let sendable: Vec<(bool, &str, &[Entry])> = changes.iter().flatten().copied().collect();
+        let mut outcomes = self.ipset.adt_many(&sendable).await.into_iter();
+        run.iter()
+            .zip(changes)
+            .map(|(action, change)| match (change, outcomes.next()) {
+                (Some(_), Some(outcome)) => outcome.map_err(StepError::from),
+                _ => Err(StepError::WrongBatch(BatchKind::of(action))),
+            })
+            .collect()
     }
 
     async fn create_set(&mut self, set: SetId) -> Result<(), StepError> {

@@ -62,17 +62,21 @@ fn is_node_address(ip: IpAddr) -> bool {
 /// first sync, and re-created if someone deletes it) and one address dump.
 struct AddressReader {
     links: Links,
+    /// `kube-ipvs0`'s index at the last read: changes there are our own.
+    dummy_link: Option<u32>,
 }
 
 impl AddressReader {
     fn open(counters: Counters) -> Result<AddressReader> {
         Ok(AddressReader {
             links: Links::open(counters)?,
+            dummy_link: None,
         })
     }
 
     async fn read(&mut self) -> Result<BTreeSet<IpAddr>> {
         let dummy_link = self.links.link_index(DUMMY_LINK).await?;
+        self.dummy_link = dummy_link;
         let all = self.links.all_addresses().await?;
         Ok(node_addresses(&all, dummy_link))
     }
@@ -204,7 +208,9 @@ async fn follow(
 ) -> Fallback {
     let mut receive_failures = 0;
     loop {
-        match events.changed().await {
+        // The sync loop binds service addresses to kube-ipvs0 by the
+        // thousand: those notifications are no news.
+        match events.changed_except(reader.dummy_link).await {
             Ok(()) => receive_failures = 0,
             // Not a lost notification (that is a change); some other
             // socket error. Re-read anyway (a change may be behind it),
