@@ -195,18 +195,3 @@ impl Planner<'_> {
 fn claims(set: SetId) -> bool {
     set.role.claims_virtual_services()
 }
-
-#[cfg(test)]
-mod size_tests {
-    #[test]
-    fn print_sizes() {
-        println!(
-            "Step {} Action {} Service {} Destination {} SPN {}",
-            std::mem::size_of::<super::Step>(),
-            std::mem::size_of::<super::Action>(),
-            std::mem::size_of::<kipvs_packet_ipvs::Service>(),
-            std::mem::size_of::<kipvs_packet_ipvs::Destination>(),
-            std::mem::size_of::<crate::ServicePortName>()
-        );
-    }
-}
