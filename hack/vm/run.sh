@@ -15,13 +15,18 @@
 # after the VM exits means the guest never ran the command (QEMU 7.2 under TCG
 # aborts in about 1 of 20 boots with `msix_table_mmio_write: Assertion`): that
 # boot is retried once, then reported as an infrastructure failure with exit
-# status 3, distinct from the command's own failures.
+# status 3, distinct from the command's own failures. A boot can also hang
+# silently (seen once on CI: no guest output for 3000 s), so a guest that has
+# not written the marker within KIPVS_VM_BOOT_TIMEOUT seconds is stopped and
+# counts as a failed boot; the retry boots with the kernel's console messages
+# shown (vng --verbose), so a second hang says where it stopped.
 #
 # Environment:
 #   KIPVS_VM_KVM=1        use KVM (a KVM guest hangs at boot on the dev/CI machines, so TCG is the default)
 #   KIPVS_VM_KERNEL=path  kernel image (default: newest /boot/vmlinuz-*-amd64)
 #   KIPVS_VM_MEMORY=2G    guest memory
 #   KIPVS_VM_TIMEOUT=3000 seconds before a hung VM is killed
+#   KIPVS_VM_BOOT_TIMEOUT=600 seconds the guest has to start the command (a boot takes 40-90 s under TCG)
 #   KIPVS_VM_LABEL=vm     prefix of this script's own messages (e2e, capture, ...)
 set -uo pipefail
 
@@ -70,20 +75,36 @@ fi
 guest_command="$(printf '%q ' "$repo/hack/vm/guest-env.sh" "$results" "$@")"
 
 boot() {
+  local attempt="$1"
+  shift
   # Keep the results of a previous run out of this one's verdict.
   find "$results" -mindepth 1 -delete
+  local args=("${vng_args[@]}")
+  ((attempt == 1)) || args+=(--verbose)
   echo "$label: booting $(basename "$kernel") ($( [[ "${KIPVS_VM_KVM:-0}" == 1 ]] && echo KVM || echo TCG)) for: $*"
-  local start=$SECONDS
-  # Piped through cat: vng opens the guest's stdout and stderr as separate
-  # handles, and redirecting them straight to a file garbles the output.
+  local start=$SECONDS boot_timeout="${KIPVS_VM_BOOT_TIMEOUT:-600}"
+  # One pipe for both streams: vng opens the guest's stdout and stderr as
+  # separate handles, and redirecting them straight to a file garbles the
+  # output.
   timeout --kill-after=30 "${KIPVS_VM_TIMEOUT:-3000}" \
-    vng "${vng_args[@]}" --exec "$guest_command" </dev/null 2>&1 | cat
-  status=${PIPESTATUS[0]}
+    vng "${args[@]}" --exec "$guest_command" </dev/null > >(cat) 2>&1 &
+  local vm=$!
+  while kill -0 "$vm" 2>/dev/null; do
+    if [[ ! -e "$results/started" ]] && ((SECONDS - start >= boot_timeout)); then
+      echo "$label: the guest has not started the command after $boot_timeout s; stopping this boot"
+      # timeout passes the signal on to vng, which is QEMU by then.
+      kill -TERM "$vm" 2>/dev/null
+      break
+    fi
+    sleep 2
+  done
+  wait "$vm"
+  status=$?
   echo "$label: VM exited with status $status after $((SECONDS - start)) s"
 }
 
 for attempt in 1 2; do
-  boot "$@"
+  boot "$attempt" "$@"
   if [[ -e "$results/started" ]]; then
     exit "$status"
   fi
