@@ -13,13 +13,14 @@ use kipvs_packet_ipvs::{Destination, Protocol, Service, ServiceFlags};
 
 use crate::{
     config::NodeConfig,
+    contributions::{entangle, Contribution, Contributions},
     endpoints::{Endpoint, EndpointIndex},
     k8s,
     key::{IpFamily, VirtualServiceKey},
     limits::within_limits,
-    names::{ServicePortName, Warning},
+    names::{ServiceId, ServicePortName, Warning},
     service_ports::{PortSpec, ServiceView},
-    sets::{DesiredSet, SetId, SetRole},
+    sets::{DesiredSet, EntryKey, SetId, SetRole},
     table::DesiredTable,
     targets::{PortTargets, ServiceTargets},
 };
@@ -70,6 +71,9 @@ pub struct Desired {
     /// `--ipvs-exclude-cidrs`: virtual services on these addresses are
     /// neither planned nor adopted nor removed (see [`crate::ownership`]).
     pub excluded: Vec<IpNet>,
+    /// Who put what here, service by service: what an incremental update
+    /// ([`Desired::update`]) replaces.
+    pub contributions: Contributions,
 }
 
 /// What one health-check node port answers (kube-proxy's
@@ -113,34 +117,57 @@ pub fn desired(
     slices: &[Arc<EndpointSlice>],
     config: &NodeConfig,
 ) -> Desired {
-    let mut warnings = Vec::new();
-    let endpoints = EndpointIndex::build(slices, &config.node_name, &mut warnings);
+    let mut builder = build(
+        services.iter().map(Arc::as_ref),
+        slices.iter().map(Arc::as_ref),
+        config,
+    );
+    builder.finish_addresses();
+    builder.into_desired()
+}
+
+/// Runs the fold over `services` (with `slices`, of which those of other
+/// services are ignored) alone.
+pub(crate) fn build<'a, 's>(
+    services: impl Iterator<Item = &'s K8sService>,
+    slices: impl Iterator<Item = &'s EndpointSlice>,
+    config: &'a NodeConfig,
+) -> Builder<'a> {
+    let mut contributions = Contributions::new();
+    let endpoints = EndpointIndex::build(slices, &config.node_name, &mut contributions);
 
     let mut sorted: Vec<(String, Option<String>, &K8sService)> = services
-        .iter()
         .map(|svc| {
             let (namespace, name) = k8s::namespaced_name(&svc.metadata);
-            (namespace, name, svc.as_ref())
+            (namespace, name, svc)
         })
         .collect();
     sorted.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-    let views: Vec<ServiceView> = sorted
-        .into_iter()
-        .filter_map(|(namespace, name, svc)| {
-            ServiceView::read(
-                &namespace,
-                name.as_deref(),
-                svc,
-                &config.scheduler,
-                &mut warnings,
-            )
-        })
-        .collect();
+    let mut views = Vec::with_capacity(sorted.len());
+    for (namespace, name, svc) in sorted {
+        let mut warnings = Vec::new();
+        let view = ServiceView::read(
+            &namespace,
+            name.as_deref(),
+            svc,
+            &config.scheduler,
+            &mut warnings,
+        );
+        let id = ServiceId::new(namespace, name.unwrap_or_default());
+        if !warnings.is_empty() || view.is_some() {
+            contributions
+                .entry(id)
+                .or_default()
+                .warnings
+                .extend(warnings);
+        }
+        views.extend(view);
+    }
 
     let node_port_ips = config.node_port_ips();
-    let views = within_limits(views, config, &node_port_ips, &mut warnings);
+    let views = within_limits(views, config, &node_port_ips, &mut contributions);
 
-    let mut builder = Builder::new(config, node_port_ips, warnings);
+    let mut builder = Builder::new(config, node_port_ips, contributions);
     let targets: Vec<ServiceTargets> = views
         .iter()
         .map(|view| ServiceTargets::select(view, &endpoints, config))
@@ -158,7 +185,7 @@ pub fn desired(
         }
         builder.add_health_check(view, targets.local_ready.len());
     }
-    builder.finish()
+    builder
 }
 
 pub(crate) struct Builder<'a> {
@@ -170,14 +197,14 @@ pub(crate) struct Builder<'a> {
     /// Addresses for `kube-ipvs0`, with the first service port bound there.
     pub(crate) bound: BTreeMap<IpAddr, ServicePortName>,
     pub(crate) health_checks: BTreeMap<u16, HealthCheck>,
-    pub(crate) warnings: Vec<Warning>,
+    pub(crate) contributions: Contributions,
 }
 
 impl<'a> Builder<'a> {
     fn new(
         config: &'a NodeConfig,
         node_port_ips: BTreeSet<IpAddr>,
-        warnings: Vec<Warning>,
+        contributions: Contributions,
     ) -> Self {
         Builder {
             config,
@@ -186,8 +213,19 @@ impl<'a> Builder<'a> {
             sets: SetId::all().map(|id| (id, DesiredSet::default())).collect(),
             bound: BTreeMap::new(),
             health_checks: BTreeMap::new(),
-            warnings,
+            contributions,
         }
+    }
+
+    /// What `view`'s service contributed so far.
+    pub(crate) fn contribution(&mut self, view: &ServiceView) -> &mut Contribution {
+        self.contributions.entry(view.id()).or_default()
+    }
+
+    /// A warning about `view`'s service.
+    pub(crate) fn warn(&mut self, view: &ServiceView, reason: String) {
+        let warning = Warning::new(&view.object, reason);
+        self.contribution(view).warnings.push(warning);
     }
 
     fn add_cluster_ips(&mut self, view: &ServiceView, t: &PortTargets) {
@@ -235,19 +273,20 @@ impl<'a> Builder<'a> {
                 t.port.protocol,
                 SocketAddr::new(addr, port)
             );
-            self.warnings.push(Warning::new(&view.object, reason));
+            self.warn(view, reason);
             return false;
         }
         if let Some(existing) = self.virtual_services.get(&key) {
-            if existing.owner != t.owner {
+            let existing = existing.owner.clone();
+            if existing != t.owner {
                 let reason = format!(
-                    "{} {} is already used by {}",
+                    "{} {} is already used by {existing}",
                     t.port.protocol,
                     SocketAddr::new(addr, port),
-                    existing.owner
                 );
-                self.warnings.push(Warning::new(&view.object, reason));
+                self.warn(view, reason);
             }
+            entangle(&mut self.contributions, &existing.service_id(), &view.id());
             return false;
         }
         let mut service = Service::new(key.key(), view.scheduling.scheduler.clone());
@@ -278,6 +317,7 @@ impl<'a> Builder<'a> {
                 destinations,
             },
         );
+        self.contribution(view).virtual_services.insert(key);
         true
     }
 
@@ -285,15 +325,48 @@ impl<'a> Builder<'a> {
     /// family.
     pub(crate) fn add_entry(&mut self, role: SetRole, t: &PortTargets, entry: Entry) {
         let entry = entry.with_comment(t.owner.comment());
-        self.set(role, t.family).insert(entry, &t.owner);
+        self.add_owned_entry(SetId::new(role, t.family), entry, &t.owner);
     }
 
-    pub(crate) fn set(&mut self, role: SetRole, family: IpFamily) -> &mut DesiredSet {
-        self.sets.entry(SetId::new(role, family)).or_default()
+    /// `entry` in `set` for `owner`, recorded as its service's; an entry
+    /// another service has already entangles the two.
+    pub(crate) fn add_owned_entry(&mut self, set: SetId, entry: Entry, owner: &ServicePortName) {
+        let key = EntryKey::of(&entry);
+        let existing = self
+            .sets
+            .entry(set)
+            .or_default()
+            .insert(entry, owner)
+            .map(ServicePortName::service_id);
+        let id = owner.service_id();
+        match existing {
+            Some(other) => entangle(&mut self.contributions, &other, &id),
+            None => {
+                self.contributions
+                    .entry(id)
+                    .or_default()
+                    .entries
+                    .insert((set, key));
+            }
+        }
     }
 
     pub(crate) fn bind(&mut self, ip: IpAddr, owner: &ServicePortName) {
-        self.bound.entry(ip).or_insert_with(|| owner.clone());
+        match self.bound.get(&ip) {
+            Some(first) => {
+                let first = first.service_id();
+                entangle(&mut self.contributions, &first, &owner.service_id());
+            }
+            None => {
+                self.bound.insert(ip, owner.clone());
+                let id = owner.service_id();
+                self.contributions
+                    .entry(id)
+                    .or_default()
+                    .addresses
+                    .insert(ip);
+            }
+        }
     }
 
     /// External and LB addresses another interface already has are left
@@ -305,31 +378,47 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn finish(mut self) -> Desired {
-        // KUBE-IPVS-IPS lists exactly what is bound: an IP whose ports were
-        // all invalid or taken is not.
-        // Grouped by object (slices, then services, by name), each
-        // object's warnings in the order they were found.
-        self.warnings.sort_by(|a, b| a.object.cmp(&b.object));
-        let bound = std::mem::take(&mut self.bound);
-        for (addr, owner) in &bound {
-            let entry = Entry::ip(*addr).with_comment(owner.service_comment());
-            self.set(SetRole::IpvsIps, IpFamily::of(addr))
-                .insert(entry, owner);
+    /// KUBE-IPVS-IPS lists exactly what is bound (an IP whose ports were
+    /// all invalid or taken is not), each for its first service.
+    pub(crate) fn finish_addresses(&mut self) {
+        let bound: Vec<(IpAddr, ServicePortName)> = self
+            .bound
+            .iter()
+            .map(|(ip, owner)| (*ip, owner.clone()))
+            .collect();
+        for (addr, owner) in bound {
+            let entry = Entry::ip(addr).with_comment(owner.service_comment());
+            let set = SetId::new(SetRole::IpvsIps, IpFamily::of(&addr));
+            self.add_owned_entry(set, entry, &owner);
         }
+    }
+
+    pub(crate) fn into_desired(self) -> Desired {
         Desired {
             virtual_services: self.virtual_services,
-            addresses: bound.into_keys().collect(),
+            addresses: self.bound.into_keys().collect(),
             sets: self.sets,
             tables: IpFamily::ALL
                 .into_iter()
                 .map(|family| DesiredTable::for_family(family, self.config))
                 .collect(),
-            warnings: self.warnings,
+            warnings: all_warnings(&self.contributions),
             health_checks: self.health_checks,
             excluded: self.config.exclude_cidrs.clone(),
+            contributions: self.contributions,
         }
     }
+}
+
+/// Every contribution's warnings, grouped by object (slices, then
+/// services, by name), each object's in the order they were found.
+pub(crate) fn all_warnings(contributions: &Contributions) -> Vec<Warning> {
+    let mut warnings: Vec<Warning> = contributions
+        .values()
+        .flat_map(|c| c.warnings.iter().cloned())
+        .collect();
+    warnings.sort_by(|a, b| a.object.cmp(&b.object));
+    warnings
 }
 
 /// `ip,proto:port` of a service port.

@@ -3,16 +3,16 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::IpAddr,
-    sync::Arc,
 };
 
 use k8s_openapi::api::discovery::v1::{Endpoint as K8sEndpoint, EndpointSlice};
 use kipvs_packet_ipvs::Protocol;
 
 use crate::{
+    contributions::Contributions,
     k8s,
     key::IpFamily,
-    names::{cut_at_char_boundary, ObjectWarnings, Warning},
+    names::{cut_at_char_boundary, ObjectWarnings, ServiceId, Warning},
 };
 
 /// `kubernetes.io/service-name`: which Service a slice is for.
@@ -81,44 +81,45 @@ pub(crate) struct Endpoint {
 
 #[derive(Default)]
 pub(crate) struct EndpointIndex {
-    /// `(namespace, service name) → slices`, in slice name order.
-    by_service: BTreeMap<(String, String), Vec<SliceView>>,
+    /// The slices of each service, in slice name order.
+    by_service: BTreeMap<ServiceId, Vec<SliceView>>,
 }
 
 impl EndpointIndex {
-    pub(crate) fn build(
-        slices: &[Arc<EndpointSlice>],
+    /// The index of `slices`; each slice's problems go to the
+    /// contribution of the service it is labelled for.
+    pub(crate) fn build<'s>(
+        slices: impl Iterator<Item = &'s EndpointSlice>,
         node_name: &str,
-        warnings: &mut Vec<Warning>,
+        contributions: &mut Contributions,
     ) -> Self {
         let mut sorted: Vec<(String, Option<String>, &EndpointSlice)> = slices
-            .iter()
             .map(|slice| {
                 let (namespace, name) = k8s::namespaced_name(&slice.metadata);
-                (namespace, name, slice.as_ref())
+                (namespace, name, slice)
             })
             .collect();
         sorted.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
 
         let mut index = EndpointIndex::default();
         for (namespace, name, slice) in sorted {
-            let object = k8s::object_label("EndpointSlice", &namespace, name.as_deref());
-            let Some(service) = slice
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|labels| labels.get(SERVICE_NAME_LABEL))
-                .filter(|service| !service.is_empty())
-            else {
+            let Some(service) = service_label(slice) else {
                 // Not managed for a Service (custom slices); nothing to do.
                 continue;
             };
-            if let Some(view) = view(slice, node_name, &object, warnings) {
-                index
-                    .by_service
-                    .entry((namespace, service.clone()))
+            let id = ServiceId::new(namespace.as_str(), service);
+            let object = k8s::object_label("EndpointSlice", &namespace, name.as_deref());
+            let mut warnings = Vec::new();
+            let view = view(slice, node_name, &object, &mut warnings);
+            if !warnings.is_empty() {
+                contributions
+                    .entry(id.clone())
                     .or_default()
-                    .push(view);
+                    .warnings
+                    .extend(warnings);
+            }
+            if let Some(view) = view {
+                index.by_service.entry(id).or_default().push(view);
             }
         }
         index
@@ -130,16 +131,13 @@ impl EndpointIndex {
     /// kube-proxy's `endpointslicecache.go`.
     pub(crate) fn endpoints(
         &self,
-        namespace: &str,
-        service: &str,
+        service: &ServiceId,
         port_name: &str,
         protocol: Protocol,
         family: IpFamily,
     ) -> Vec<Endpoint> {
         let mut found: BTreeMap<(IpAddr, u16), &EndpointView> = BTreeMap::new();
-        let slices = self
-            .by_service
-            .get(&(namespace.to_owned(), service.to_owned()));
+        let slices = self.by_service.get(service);
         for slice in slices.into_iter().flatten() {
             if slice.family != family {
                 continue;
@@ -170,6 +168,18 @@ impl EndpointIndex {
             })
             .collect()
     }
+}
+
+/// The service a slice is for (its `kubernetes.io/service-name` label);
+/// `None` for a slice no Service manages.
+pub fn service_label(slice: &EndpointSlice) -> Option<&str> {
+    slice
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|labels| labels.get(SERVICE_NAME_LABEL))
+        .map(String::as_str)
+        .filter(|service| !service.is_empty())
 }
 
 /// Validates one slice; `None` when nothing in it is usable.

@@ -9,12 +9,13 @@ use kipvs_packet_ipset::Entry;
 use kipvs_packet_ipvs::Protocol;
 
 use crate::{
+    contributions::entangle,
     desired::{ip_port, AddressKind, Builder, HealthCheck},
     k8s,
     key::IpFamily,
-    names::{ServicePortName, Warning},
+    names::{ServiceId, ServicePortName},
     service_ports::ServiceView,
-    sets::SetRole,
+    sets::{SetId, SetRole},
     targets::PortTargets,
 };
 
@@ -161,13 +162,13 @@ impl Builder<'_> {
             return;
         };
         if let Some(existing) = self.health_checks.get(&port) {
-            let reason = format!(
-                "healthCheckNodePort {port} is already used by {}/{}",
-                existing.namespace, existing.name
-            );
-            self.warnings.push(Warning::new(&view.object, reason));
+            let first = ServiceId::new(existing.namespace.as_str(), existing.name.as_str());
+            let reason = format!("healthCheckNodePort {port} is already used by {first}");
+            self.warn(view, reason);
+            entangle(&mut self.contributions, &first, &view.id());
             return;
         }
+        self.contribution(view).health_checks.insert(port);
         self.health_checks.insert(
             port,
             HealthCheck {
@@ -179,8 +180,8 @@ impl Builder<'_> {
         let owner = ServicePortName::new(view.namespace.clone(), view.name.clone(), "");
         for family in view.families() {
             let entry = Entry::port(port).with_comment(owner.comment());
-            self.set(SetRole::HealthCheckNodePort, family)
-                .insert(entry, &owner);
+            let set = SetId::new(SetRole::HealthCheckNodePort, family);
+            self.add_owned_entry(set, entry, &owner);
         }
     }
 }

@@ -22,9 +22,11 @@
 
 mod apply;
 mod config;
+mod contributions;
 mod desired;
 mod endpoints;
 mod external_addresses;
+mod incremental;
 mod k8s;
 mod key;
 mod limits;
@@ -46,12 +48,17 @@ pub use self::{
         NodeConfig, NodePortAddresses, DEFAULT_MAX_SERVICE_ADDRESSES, DEFAULT_MAX_VIRTUAL_SERVICES,
         ZONE_LABEL,
     },
+    contributions::{Contribution, Contributions, Dirty},
     desired::{desired, AddressKind, Desired, DesiredVirtualService, HealthCheck},
+    endpoints::service_label,
+    incremental::changed_services,
     key::{IpFamily, VirtualServiceKey},
-    names::{fit_comment, ServicePortName, Warning, IPSET_MAX_COMMENT_SIZE},
+    names::{fit_comment, ServiceId, ServicePortName, Warning, IPSET_MAX_COMMENT_SIZE},
     observed::{Observed, ObservedSet, SetHeader},
     ownership::{is_excluded, ownership, Ownership},
-    plan::{conflicts, draining, plan, retiring, Action, Plan, RealServerKey, Step},
+    plan::{
+        conflicts, draining, plan, plan_scoped, retiring, Action, Plan, RealServerKey, Scope, Step,
+    },
     rendered::{ChainHook, RenderedChain, RenderedRule, RenderedTable},
     scheduler::{validate_scheduler, SCHEDULERS, SCHEDULER_ANNOTATION, SCHEDULER_FLAGS_ANNOTATION},
     sets::{replacement_reason, set_options, DesiredEntry, DesiredSet, EntryKey, SetId, SetRole},

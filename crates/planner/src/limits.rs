@@ -6,7 +6,10 @@
 
 use std::{collections::BTreeSet, net::IpAddr};
 
-use crate::{config::NodeConfig, key::IpFamily, names::Warning, service_ports::ServiceView};
+use crate::{
+    config::NodeConfig, contributions::Contributions, key::IpFamily, names::Warning,
+    service_ports::ServiceView,
+};
 
 /// The views within the limits of `config`, in the order given (the first
 /// services in `namespace/name` order get the room when the node-wide cap
@@ -16,7 +19,7 @@ pub(crate) fn within_limits(
     views: Vec<ServiceView>,
     config: &NodeConfig,
     node_port_ips: &BTreeSet<IpAddr>,
-    warnings: &mut Vec<Warning>,
+    contributions: &mut Contributions,
 ) -> Vec<ServiceView> {
     let mut planned: usize = 0;
     let mut kept = Vec::with_capacity(views.len());
@@ -26,6 +29,7 @@ pub(crate) fn within_limits(
             .len()
             .saturating_add(view.load_balancer_ips.len());
         if addresses > config.max_service_addresses {
+            let warnings = &mut contributions.entry(view.id()).or_default().warnings;
             warnings.push(Warning::new(
                 &view.object,
                 format!(
@@ -39,7 +43,11 @@ pub(crate) fn within_limits(
         let needed = virtual_services_needed(&view, node_port_ips);
         let total = planned.saturating_add(needed);
         if total > config.max_virtual_services {
-            warnings.push(Warning::new(
+            // Whether a service fits depends on every service before it:
+            // only a full computation decides it.
+            let contribution = contributions.entry(view.id()).or_default();
+            contribution.entangled = true;
+            contribution.warnings.push(Warning::new(
                 &view.object,
                 format!(
                     "needs {needed} virtual services, which would take the node past its limit of {} \

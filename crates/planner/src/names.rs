@@ -37,6 +37,14 @@ impl ServicePortName {
         format!("{}/{}", self.namespace, self.name)
     }
 
+    /// The service this is a port of.
+    pub fn service_id(&self) -> ServiceId {
+        ServiceId {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
+
     /// The comment of this service port's ipset entries: the
     /// [`Display`](fmt::Display) form, cut to the kernel's limit (see
     /// [`fit_comment`]).
@@ -77,6 +85,28 @@ impl fmt::Display for ServicePortName {
             write!(f, ":{}", self.port)?;
         }
         Ok(())
+    }
+}
+
+/// One Service: `namespace/name`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceId {
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
+}
+
+impl ServiceId {
+    pub fn new(namespace: impl Into<Arc<str>>, name: impl Into<Arc<str>>) -> Self {
+        ServiceId {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for ServiceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
     }
 }
 

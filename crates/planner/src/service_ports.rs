@@ -11,7 +11,10 @@ use kipvs_packet_ipvs::Protocol;
 use crate::{
     k8s,
     key::IpFamily,
-    names::{cut_at_char_boundary, dns_label_problem, port_name_problem, ObjectWarnings, Warning},
+    names::{
+        cut_at_char_boundary, dns_label_problem, port_name_problem, ObjectWarnings, ServiceId,
+        Warning,
+    },
     scheduler::Scheduling,
 };
 
@@ -61,6 +64,13 @@ pub(crate) struct ServiceView {
 }
 
 impl ServiceView {
+    pub(crate) fn id(&self) -> ServiceId {
+        ServiceId {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
+
     /// `None` for what has no virtual IP to program (ExternalName,
     /// headless, not yet allocated) or cannot be read at all.
     pub(crate) fn read(

@@ -1,6 +1,10 @@
 //! The kube-proxy ipsets (names, types, options) and their desired content.
 
-use std::{collections::BTreeMap, fmt, net::IpAddr};
+use std::{
+    collections::{btree_map, BTreeMap},
+    fmt,
+    net::IpAddr,
+};
 
 use kipvs_packet_ipset::{CreateOptions, Entry, SetFamily, SetType};
 
@@ -354,14 +358,23 @@ pub struct DesiredEntry {
 
 impl DesiredSet {
     /// Adds `entry` for `owner`; an entry already there keeps its first
-    /// owner and comment (two services may share a local endpoint).
-    pub(crate) fn insert(&mut self, entry: Entry, owner: &ServicePortName) {
-        self.entries
-            .entry(EntryKey::of(&entry))
-            .or_insert_with(|| DesiredEntry {
-                entry,
-                owner: owner.clone(),
-            });
+    /// owner and comment (two services may share a local endpoint), whom
+    /// this returns.
+    pub(crate) fn insert(
+        &mut self,
+        entry: Entry,
+        owner: &ServicePortName,
+    ) -> Option<&ServicePortName> {
+        match self.entries.entry(EntryKey::of(&entry)) {
+            btree_map::Entry::Occupied(present) => Some(&present.into_mut().owner),
+            btree_map::Entry::Vacant(slot) => {
+                slot.insert(DesiredEntry {
+                    entry,
+                    owner: owner.clone(),
+                });
+                None
+            }
+        }
     }
 
     /// The entries with their comments, in key order.

@@ -39,15 +39,10 @@ impl<'v> ServiceTargets<'v> {
             ports: Vec::new(),
             local_ready: BTreeSet::new(),
         };
+        let id = view.id();
         for port in &view.ports {
             for family in view.families() {
-                let candidates = endpoints.endpoints(
-                    &view.namespace,
-                    &view.name,
-                    &port.name,
-                    port.protocol,
-                    family,
-                );
+                let candidates = endpoints.endpoints(&id, &port.name, port.protocol, family);
                 targets.local_ready.extend(
                     candidates
                         .iter()

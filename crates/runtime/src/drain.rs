@@ -63,11 +63,17 @@ impl Drain {
             .collect();
     }
 
+    /// When a grace that started at `started` ends; `None` past the
+    /// clock's range (a `--ipvs-graceful-period` of centuries never ends).
+    fn grace_end(&self, started: Instant) -> Option<Instant> {
+        started.checked_add(self.graceful_period)
+    }
+
     /// Draining real servers whose grace is over at `now`.
     pub fn expired(&self, now: Instant) -> BTreeSet<RealServerKey> {
         self.since
             .iter()
-            .filter(|(_, started)| now >= **started + self.graceful_period)
+            .filter(|(_, started)| self.grace_end(**started).is_some_and(|end| now >= end))
             .map(|(key, _)| *key)
             .collect()
     }
@@ -102,7 +108,7 @@ impl Drain {
         let next_expiry = self
             .since
             .values()
-            .map(|started| *started + self.graceful_period)
+            .filter_map(|started| self.grace_end(*started))
             .filter(|end| *end > self.updated)
             .min();
         Some(next_expiry.map_or(refresh, |end| end.min(refresh)))

@@ -12,8 +12,8 @@ use std::{
 use kipvs_cluster::Snapshot;
 use kipvs_netlink::{Counters, CountersSnapshot};
 use kipvs_planner::{
-    conflicts, desired, draining, plan, retiring, Desired, HealthCheck, NodeConfig, Observed,
-    VirtualServiceKey, Warning,
+    changed_services, conflicts, desired, draining, plan_scoped, retiring, Desired, Dirty,
+    HealthCheck, NodeConfig, Observed, Scope, VirtualServiceKey, Warning,
 };
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -51,6 +51,10 @@ pub struct SyncOutcome {
     pub draining: usize,
     /// Conntrack flows deleted after UDP real servers or services went.
     pub conntrack_deleted: usize,
+    /// The virtual services the plan looked at: all of them, or (when only
+    /// a few services changed) those the change touched and those whose
+    /// real servers drain.
+    pub services_planned: usize,
     /// The health-check node ports the desired state asks for.
     pub health_checks: BTreeMap<u16, HealthCheck>,
 }
@@ -70,6 +74,20 @@ pub struct Syncer<K> {
     /// The node's addresses (see [`NodeConfig::local_addresses`]), as the
     /// runtime last read them.
     local_addresses: BTreeSet<IpAddr>,
+    /// The last sync's desired state and what it came from.
+    previous: Option<Previous>,
+    /// A step of the last plan failed or was skipped: the next plan looks
+    /// at everything again, not only at what changed.
+    replan_all: bool,
+}
+
+/// The desired state of the last sync, with the snapshot and node config
+/// it was computed from: the next sync folds in only the services that
+/// changed since.
+struct Previous {
+    snapshot: Arc<Snapshot>,
+    node: NodeConfig,
+    desired: Desired,
 }
 
 impl Syncer<NetlinkKernel> {
@@ -90,6 +108,8 @@ impl<K: Kernel> Syncer<K> {
             last_full: Instant::now(),
             warnings: BTreeSet::new(),
             local_addresses: BTreeSet::new(),
+            previous: None,
+            replan_all: false,
         }
     }
 
@@ -139,8 +159,8 @@ impl<K: Kernel> Syncer<K> {
         let started = Instant::now();
         let before = self.kernel.counters().snapshot();
         let node = self.node_config(snapshot);
-        let desired = desired(&snapshot.services, &snapshot.endpoint_slices, &node);
         let full = full || self.observed.is_none() || std::mem::take(&mut self.observed_stale);
+        let (desired, dirty) = self.desired_for(snapshot, &node, full);
         let observed = if full {
             self.read_back(&desired).await?
         } else {
@@ -149,13 +169,53 @@ impl<K: Kernel> Syncer<K> {
         let mut warnings = desired.warnings.clone();
         warnings.extend(conflicts(&desired, observed));
         self.log_new_warnings(&warnings);
-        let mut outcome = self.plan_and_apply(&desired).await;
+        let mut outcome = self.plan_and_apply(&desired, dirty).await;
         outcome.full = full;
         outcome.messages = self.kernel.counters().snapshot().since(&before);
         outcome.draining = self.drain.len();
         log_sync(&outcome, desired.virtual_services.len(), started.elapsed());
-        outcome.health_checks = desired.health_checks;
+        outcome.health_checks = desired.health_checks.clone();
+        self.previous = Some(Previous {
+            snapshot: Arc::clone(snapshot),
+            node,
+            desired,
+        });
         Ok(outcome)
+    }
+
+    /// The desired state for `snapshot`: the previous one with the changed
+    /// services folded in, when that gives exactly what a computation from
+    /// scratch would, and there is no reason to look at everything (a full
+    /// resync, a failed step, another node config); else computed whole.
+    /// With `Some(dirty)`, only what `dirty` names can need kernel work.
+    fn desired_for(
+        &mut self,
+        snapshot: &Arc<Snapshot>,
+        node: &NodeConfig,
+        full: bool,
+    ) -> (Desired, Option<Dirty>) {
+        let incremental = !full && !self.replan_all;
+        if let Some(mut previous) = self
+            .previous
+            .take()
+            .filter(|p| incremental && p.node == *node)
+        {
+            let changed = changed_services(
+                (
+                    &previous.snapshot.services,
+                    &previous.snapshot.endpoint_slices,
+                ),
+                (&snapshot.services, &snapshot.endpoint_slices),
+            );
+            let services = &snapshot.services;
+            let slices = &snapshot.endpoint_slices;
+            if let Some(dirty) = previous.desired.update(services, slices, node, &changed) {
+                debug!(changed = changed.len(), "desired state updated in place");
+                return (previous.desired, Some(dirty));
+            }
+        }
+        let desired = desired(&snapshot.services, &snapshot.endpoint_slices, node);
+        (desired, None)
     }
 
     /// A full read of the kernel into the cache.
@@ -189,12 +249,24 @@ impl<K: Kernel> Syncer<K> {
     /// indexes, and only then can the table that references them be
     /// planned. Then records what drains, read off the cache the plan was
     /// applied to.
-    async fn plan_and_apply(&mut self, desired: &Desired) -> SyncOutcome {
+    ///
+    /// With `dirty`, the plan looks only at what it names and at the
+    /// virtual services whose real servers drain (see [`Scope::Only`]).
+    async fn plan_and_apply(&mut self, desired: &Desired, dirty: Option<Dirty>) -> SyncOutcome {
         let mut outcome = SyncOutcome::default();
         let observed = self.observed.get_or_insert_with(Observed::default);
         let expired = self.drain.expired(Instant::now());
+        let dirty = dirty.map(|mut dirty| {
+            dirty.virtual_services.extend(self.drain.services());
+            dirty.virtual_services.extend(retiring(desired, observed));
+            dirty
+        });
+        outcome.services_planned = dirty
+            .as_ref()
+            .map_or(desired.virtual_services.len(), |d| d.virtual_services.len());
         for _ in 0..2 {
-            let plan = plan(desired, observed, &expired);
+            let scope = dirty.as_ref().map_or(Scope::All, Scope::Only);
+            let plan = plan_scoped(desired, observed, &expired, scope);
             if plan.steps.is_empty() {
                 break;
             }
@@ -214,6 +286,7 @@ impl<K: Kernel> Syncer<K> {
                 break;
             }
         }
+        self.replan_all = outcome.failed > 0 || outcome.skipped > 0 || outcome.node_wide_failed > 0;
         self.drain
             .update(draining(desired, observed), Instant::now());
         outcome

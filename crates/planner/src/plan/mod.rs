@@ -40,19 +40,23 @@ mod services;
 mod sets;
 mod tables;
 
-use std::{collections::BTreeSet, net::IpAddr};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::IpAddr,
+};
 
 use kipvs_packet_ipset::Entry;
 use kipvs_packet_ipvs::{Destination, Service, ServiceKey};
 
 pub use self::drains::{draining, retiring};
 use crate::{
+    contributions::Dirty,
     desired::Desired,
     key::{IpFamily, VirtualServiceKey},
     names::{ServicePortName, Warning},
     observed::Observed,
     rendered::RenderedTable,
-    sets::SetId,
+    sets::{EntryKey, SetId},
 };
 
 /// The steps, in execution order; empty when nothing is to be done.
@@ -129,16 +133,46 @@ pub struct RealServerKey {
 /// module docs). `expired`: draining real servers whose grace is over, as
 /// the runtime counts time; they are deleted even with connections left.
 pub fn plan(desired: &Desired, observed: &Observed, expired: &BTreeSet<RealServerKey>) -> Plan {
+    plan_scoped(desired, observed, expired, Scope::All)
+}
+
+/// What a plan looks at.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// Everything: sets, tables, every virtual service, entry and
+    /// address.
+    All,
+    /// Only these virtual services, entries and addresses (what an
+    /// incremental update of the desired state touched, and the virtual
+    /// services with draining real servers), on a kernel whose sets and
+    /// tables a plan of [`Scope::All`] already made: a change costs what
+    /// it touches, not what the node holds.
+    Only(&'a Dirty),
+}
+
+/// [`plan`] within `scope`.
+pub fn plan_scoped(
+    desired: &Desired,
+    observed: &Observed,
+    expired: &BTreeSet<RealServerKey>,
+    scope: Scope<'_>,
+) -> Plan {
     let mut planner = Planner {
         desired,
         observed,
         expired,
+        scope,
         steps: Vec::new(),
         replaced: BTreeSet::new(),
         ready: BTreeSet::new(),
     };
-    planner.sets();
-    planner.tables();
+    match scope {
+        Scope::All => {
+            planner.sets();
+            planner.tables();
+        }
+        Scope::Only(_) => planner.installed_tables(),
+    }
     planner.set_entries_to_add();
     planner.virtual_services();
     planner.addresses_to_bind();
@@ -173,6 +207,7 @@ struct Planner<'a> {
     desired: &'a Desired,
     observed: &'a Observed,
     expired: &'a BTreeSet<RealServerKey>,
+    scope: Scope<'a>,
     steps: Vec<Step>,
     /// Sets replaced whole in phase 1: their entries are not diffed.
     replaced: BTreeSet<SetId>,
@@ -194,4 +229,55 @@ impl Planner<'_> {
 /// filled with those (see [`Observed::is_foreign`]).
 fn claims(set: SetId) -> bool {
     set.role.claims_virtual_services()
+}
+
+/// The virtual service keys in scope among `keys` (all of them, or
+/// the dirty ones that are there), in key order.
+pub(super) fn scoped_services<'k, V>(
+    scope: Scope<'k>,
+    keys: &'k BTreeMap<VirtualServiceKey, V>,
+) -> Box<dyn Iterator<Item = (&'k VirtualServiceKey, &'k V)> + 'k> {
+    match scope {
+        Scope::All => Box::new(keys.iter()),
+        Scope::Only(dirty) => Box::new(
+            dirty
+                .virtual_services
+                .iter()
+                .filter_map(|key| keys.get_key_value(key)),
+        ),
+    }
+}
+
+/// The addresses in scope among `addresses`, in order.
+pub(super) fn scoped_addresses<'k>(
+    scope: Scope<'k>,
+    addresses: &'k BTreeSet<IpAddr>,
+) -> Box<dyn Iterator<Item = &'k IpAddr> + 'k> {
+    match scope {
+        Scope::All => Box::new(addresses.iter()),
+        Scope::Only(dirty) => Box::new(
+            dirty
+                .addresses
+                .iter()
+                .filter(|addr| addresses.contains(addr)),
+        ),
+    }
+}
+
+/// The entries of `set` in scope among `entries`, in key order.
+pub(super) fn scoped_entries<'k, V>(
+    scope: Scope<'k>,
+    set: SetId,
+    entries: &'k BTreeMap<EntryKey, V>,
+) -> Box<dyn Iterator<Item = (&'k EntryKey, &'k V)> + 'k> {
+    match scope {
+        Scope::All => Box::new(entries.iter()),
+        Scope::Only(dirty) => Box::new(
+            dirty
+                .entries
+                .iter()
+                .filter(move |(s, _)| *s == set)
+                .filter_map(|(_, key)| entries.get_key_value(key)),
+        ),
+    }
 }

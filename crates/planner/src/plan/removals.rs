@@ -11,7 +11,10 @@ use std::{cell::OnceCell, collections::BTreeMap};
 use kipvs_packet_ipset::Entry;
 use kipvs_packet_ipvs::ServiceKey;
 
-use super::{claims, sets::sets_in_order, Action, Planner, Step};
+use super::{
+    claims, scoped_addresses, scoped_entries, scoped_services, sets::sets_in_order, Action,
+    Planner, Step,
+};
 use crate::{k8s::ip_proto, names::ServicePortName, observed::Observed, sets::SetRole};
 
 impl Planner<'_> {
@@ -30,7 +33,8 @@ impl Planner<'_> {
             observed: self.observed,
             read: OnceCell::new(),
         };
-        for &addr in &self.observed.addresses {
+        let observed = self.observed;
+        for &addr in scoped_addresses(self.scope, &observed.addresses) {
             if !self.desired.addresses.contains(&addr) {
                 self.push(owners.of_address(addr), Action::UnbindAddress(addr));
             }
@@ -43,7 +47,7 @@ impl Planner<'_> {
                 _ => false,
             });
         self.steps.extend(others);
-        for key in self.observed.virtual_services.keys() {
+        for (key, _) in scoped_services(self.scope, &observed.virtual_services) {
             if !self.desired.virtual_services.contains_key(key) {
                 self.push(
                     owners.of_service(key.key()),
@@ -67,7 +71,7 @@ impl Planner<'_> {
                 continue;
             };
             let mut by_owner: BTreeMap<Option<ServicePortName>, Vec<Entry>> = BTreeMap::new();
-            for (key, entry) in &current.entries {
+            for (key, entry) in scoped_entries(self.scope, id, &current.entries) {
                 if set.entries.contains_key(key) {
                     continue;
                 }

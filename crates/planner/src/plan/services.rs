@@ -6,7 +6,7 @@ use kipvs_packet_ipvs::{Destination, Service};
 
 use super::{
     drains::{retirement, Retirement},
-    Action, Planner, RealServerKey,
+    scoped_services, Action, Planner, RealServerKey,
 };
 use crate::{desired::DesiredVirtualService, key::VirtualServiceKey};
 
@@ -15,11 +15,12 @@ impl Planner<'_> {
     /// real servers) or brought in line; none at a key another program's
     /// virtual service holds.
     pub(super) fn virtual_services(&mut self) {
-        for (key, vs) in &self.desired.virtual_services {
-            if self.observed.foreign.contains(key) {
+        let (desired, observed) = (self.desired, self.observed);
+        for (key, vs) in scoped_services(self.scope, &desired.virtual_services) {
+            if observed.foreign.contains(key) {
                 continue;
             }
-            match self.observed.virtual_services.get(key) {
+            match observed.virtual_services.get(key) {
                 None => self.add_virtual_service(vs),
                 Some((current, dests)) => self.update_virtual_service(key, vs, current, dests),
             }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use kipvs_packet_ipset::Entry;
 
-use super::{claims, Action, Planner};
+use super::{claims, scoped_entries, Action, Planner};
 use crate::{
     names::ServicePortName,
     sets::{replacement_reason, DesiredSet, SetId},
@@ -39,13 +39,14 @@ impl Planner<'_> {
     /// Phase 3: the entries missing from each set, one step per (set,
     /// owner), exempting and allowing sets first.
     pub(super) fn set_entries_to_add(&mut self) {
-        for (id, set) in sets_in_order(&self.desired.sets, true) {
+        let desired = self.desired;
+        for (id, set) in sets_in_order(&desired.sets, true) {
             if self.replaced.contains(&id) {
                 continue;
             }
             let present = self.observed.sets.get(&id).map(|s| &s.entries);
             let mut by_owner: BTreeMap<&ServicePortName, Vec<Entry>> = BTreeMap::new();
-            for (key, desired) in &set.entries {
+            for (key, desired) in scoped_entries(self.scope, id, &set.entries) {
                 let there = present.is_some_and(|entries| entries.contains_key(key));
                 if there || (claims(id) && self.observed.is_foreign(key)) {
                     continue;

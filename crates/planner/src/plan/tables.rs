@@ -3,6 +3,23 @@
 use super::{Action, Planner};
 
 impl Planner<'_> {
+    /// For a plan of a narrow scope: the families whose sets exist and
+    /// whose table is installed are ready (nothing is planned for them).
+    pub(super) fn installed_tables(&mut self) {
+        for table in &self.desired.tables {
+            let family = table.family;
+            let sets_exist = self
+                .desired
+                .sets
+                .keys()
+                .filter(|id| id.family == family)
+                .all(|id| self.observed.sets.contains_key(id));
+            if sets_exist && self.observed.tables.contains_key(&family) {
+                self.ready.insert(family);
+            }
+        }
+    }
+
     /// A family's table is replaced when it differs from the desired one
     /// rendered with the sets' kernel indexes. A table whose sets have no
     /// index yet (created in this plan) waits for the next plan, which the
