@@ -94,7 +94,21 @@ pub struct Logging {
     pub verbosity: Option<u32>,
     pub flush_frequency: Option<Value>,
     pub vmodule: Option<Value>,
-    pub options: Option<Value>,
+    pub options: Option<LoggingOptions>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingOptions {
+    pub text: Option<OutputRouting>,
+    pub json: Option<OutputRouting>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OutputRouting {
+    pub split_stream: Option<Value>,
+    pub info_buffer_size: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -199,10 +213,7 @@ fn check_type(config: &KubeProxyConfiguration) -> Result<(), ConfigError> {
     }
     match config.kind.as_deref() {
         Some(KIND) => Ok(()),
-        Some(other) => Err(ConfigError::new(
-            "kind",
-            format!("{other:?} is not {KIND}"),
-        )),
+        Some(other) => Err(ConfigError::new("kind", format!("{other:?} is not {KIND}"))),
         None => Err(ConfigError::new("kind", "missing")),
     }
 }
@@ -232,66 +243,64 @@ const NO_METRICS_SERVER_EXTRAS: &str = "kube-ipvs has no profiling or hidden met
 /// field, mostly empty, so only a real setting deserves a warning).
 pub fn ignored_fields(config: &KubeProxyConfiguration) -> Vec<Ignored> {
     let mut out = Vec::new();
-    let mut check = |field: &'static str, value: &Option<Value>, defaults: &[&str], why| {
-        if let Some(value) = value {
-            if !is_unset(value, defaults) {
-                out.push(Ignored {
-                    field,
-                    value: value.to_string(),
-                    why,
-                });
-            }
-        }
-    };
     check(
+        &mut out,
         "featureGates",
         &config.feature_gates,
         &[],
         "kube-ipvs has no feature gates",
     );
     check(
+        &mut out,
         "bindAddress",
         &config.bind_address,
         &["0.0.0.0", "::"],
         "the node's primary IPs come from its Node object's InternalIP",
     );
     check(
+        &mut out,
         "bindAddressHardFail",
         &config.bind_address_hard_fail,
         &[],
         "the health server retries its bind every 5 s instead of exiting",
     );
     check(
+        &mut out,
         "enableProfiling",
         &config.enable_profiling,
         &[],
         NO_METRICS_SERVER_EXTRAS,
     );
     check(
+        &mut out,
         "showHiddenMetricsForVersion",
         &config.show_hidden_metrics_for_version,
         &[],
         NO_METRICS_SERVER_EXTRAS,
     );
     check(
+        &mut out,
         "oomScoreAdj",
         &config.oom_score_adj,
         &["-999"],
         "set the pod's oom_score_adj (QoS class) instead",
     );
     check(
+        &mut out,
         "configSyncPeriod",
         &config.config_sync_period,
         &["15m0s", "15m"],
         "kube-ipvs's watches need no periodic relist",
     );
     check(
+        &mut out,
         "portRange",
         &config.port_range,
         &["0-0"],
         "it configured the removed userspace proxy",
     );
     check(
+        &mut out,
         "windowsRunAsService",
         &config.windows_run_as_service,
         &[],
@@ -299,12 +308,14 @@ pub fn ignored_fields(config: &KubeProxyConfiguration) -> Vec<Ignored> {
     );
     if let Some(client) = &config.client_connection {
         check(
+            &mut out,
             "clientConnection.acceptContentTypes",
             &client.accept_content_types,
             &["application/json"],
             "kube-ipvs's client asks for JSON",
         );
         check(
+            &mut out,
             "clientConnection.contentType",
             &client.content_type,
             &["application/json", "application/vnd.kubernetes.protobuf"],
@@ -313,44 +324,79 @@ pub fn ignored_fields(config: &KubeProxyConfiguration) -> Vec<Ignored> {
     }
     if let Some(logging) = &config.logging {
         let why = "kube-ipvs's logger is tracing, not klog (format and verbosity are used)";
-        check("logging.flushFrequency", &logging.flush_frequency, &["5s"], why);
-        check("logging.vmodule", &logging.vmodule, &[], why);
-        if let Some(options) = &logging.options {
-            if !is_unset_tree(options) {
-                out.push(Ignored {
-                    field: "logging.options",
-                    value: options.to_string(),
-                    why,
-                });
-            }
+        check(
+            &mut out,
+            "logging.flushFrequency",
+            &logging.flush_frequency,
+            &["5s"],
+            why,
+        );
+        check(&mut out, "logging.vmodule", &logging.vmodule, &[], why);
+        let options = logging.options.as_ref();
+        if let Some(text) = options.and_then(|o| o.text.as_ref()) {
+            check(
+                &mut out,
+                "logging.options.text.splitStream",
+                &text.split_stream,
+                &[],
+                why,
+            );
+            check(
+                &mut out,
+                "logging.options.text.infoBufferSize",
+                &text.info_buffer_size,
+                &[],
+                why,
+            );
+        }
+        if let Some(json) = options.and_then(|o| o.json.as_ref()) {
+            check(
+                &mut out,
+                "logging.options.json.splitStream",
+                &json.split_stream,
+                &[],
+                why,
+            );
+            check(
+                &mut out,
+                "logging.options.json.infoBufferSize",
+                &json.info_buffer_size,
+                &[],
+                why,
+            );
         }
     }
     if let Some(iptables) = &config.iptables {
         check(
+            &mut out,
             "iptables.masqueradeBit",
             &iptables.masquerade_bit,
             &["14"],
             "kube-ipvs always marks with bit 14 (0x4000)",
         );
         check(
+            &mut out,
             "iptables.localhostNodePorts",
             &iptables.localhost_node_ports,
             &[],
             "node ports never answer on localhost in IPVS mode",
         );
         check(
+            &mut out,
             "iptables.snatNodeInternalIP",
             &iptables.snat_node_internal_ip,
             &[],
             NOT_IPTABLES,
         );
         check(
+            &mut out,
             "iptables.syncPeriod",
             &iptables.sync_period,
             &["30s"],
             "IPVS mode uses ipvs.syncPeriod",
         );
         check(
+            &mut out,
             "iptables.minSyncPeriod",
             &iptables.min_sync_period,
             &["1s"],
@@ -359,24 +405,28 @@ pub fn ignored_fields(config: &KubeProxyConfiguration) -> Vec<Ignored> {
     }
     if let Some(nftables) = &config.nftables {
         check(
+            &mut out,
             "nftables.masqueradeBit",
             &nftables.masquerade_bit,
             &["14"],
             NOT_NFTABLES,
         );
         check(
+            &mut out,
             "nftables.masqueradeAll",
             &nftables.masquerade_all,
             &[],
             "IPVS mode uses iptables.masqueradeAll",
         );
         check(
+            &mut out,
             "nftables.syncPeriod",
             &nftables.sync_period,
             &["30s"],
             NOT_NFTABLES,
         );
         check(
+            &mut out,
             "nftables.minSyncPeriod",
             &nftables.min_sync_period,
             &["1s"],
@@ -384,16 +434,36 @@ pub fn ignored_fields(config: &KubeProxyConfiguration) -> Vec<Ignored> {
         );
     }
     if let Some(winkernel) = &config.winkernel {
-        check("winkernel.networkName", &winkernel.network_name, &[], NOT_WINDOWS);
-        check("winkernel.sourceVip", &winkernel.source_vip, &[], NOT_WINDOWS);
-        check("winkernel.enableDSR", &winkernel.enable_dsr, &[], NOT_WINDOWS);
         check(
+            &mut out,
+            "winkernel.networkName",
+            &winkernel.network_name,
+            &[],
+            NOT_WINDOWS,
+        );
+        check(
+            &mut out,
+            "winkernel.sourceVip",
+            &winkernel.source_vip,
+            &[],
+            NOT_WINDOWS,
+        );
+        check(
+            &mut out,
+            "winkernel.enableDSR",
+            &winkernel.enable_dsr,
+            &[],
+            NOT_WINDOWS,
+        );
+        check(
+            &mut out,
             "winkernel.rootHnsEndpointName",
             &winkernel.root_hns_endpoint_name,
             &[],
             NOT_WINDOWS,
         );
         check(
+            &mut out,
             "winkernel.forwardHealthCheckVip",
             &winkernel.forward_health_check_vip,
             &[],
@@ -402,8 +472,15 @@ pub fn ignored_fields(config: &KubeProxyConfiguration) -> Vec<Ignored> {
     }
     if let Some(detect) = &config.detect_local {
         let why = "kube-ipvs tells local traffic by clusterCIDR only";
-        check("detectLocal.bridgeInterface", &detect.bridge_interface, &[], why);
         check(
+            &mut out,
+            "detectLocal.bridgeInterface",
+            &detect.bridge_interface,
+            &[],
+            why,
+        );
+        check(
+            &mut out,
             "detectLocal.interfaceNamePrefix",
             &detect.interface_name_prefix,
             &[],
@@ -411,6 +488,24 @@ pub fn ignored_fields(config: &KubeProxyConfiguration) -> Vec<Ignored> {
         );
     }
     out
+}
+
+fn check(
+    out: &mut Vec<Ignored>,
+    field: &'static str,
+    value: &Option<Value>,
+    defaults: &[&str],
+    why: &'static str,
+) {
+    if let Some(value) = value {
+        if !is_unset(value, defaults) {
+            out.push(Ignored {
+                field,
+                value: value.to_string(),
+                why,
+            });
+        }
+    }
 }
 
 /// Zero, empty, false, a zero duration, or one of `defaults` (compared as
@@ -424,26 +519,14 @@ fn is_unset(value: &Value, defaults: &[&str]) -> bool {
         Value::Null => true,
         Value::Bool(b) => !b,
         Value::Number(n) => n.as_f64() == Some(0.0) || defaults.contains(&text.as_str()),
-        Value::String(s) => {
-            s.is_empty() || s == "0s" || s == "0" || defaults.contains(&s.as_str())
-        }
+        Value::String(s) => s.is_empty() || s == "0s" || s == "0" || defaults.contains(&s.as_str()),
         Value::Array(items) => items.is_empty(),
         Value::Object(map) => map.is_empty(),
     }
 }
 
-/// Whether every leaf of a nested value is unset (`logging.options`, which
-/// kubeadm writes as `{json: {infoBufferSize: "0"}, text: {...}}`).
-fn is_unset_tree(value: &Value) -> bool {
-    match value {
-        Value::Object(map) => map.values().all(is_unset_tree),
-        Value::Array(items) => items.iter().all(is_unset_tree),
-        leaf => is_unset(leaf, &[]),
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The `config.conf` of kubeadm's `kube-proxy` ConfigMap (kubeadm
@@ -554,18 +637,17 @@ winkernel:
             error.message.contains("unknown field `strictArp`"),
             "{error}"
         );
-        let error = parse(&format!("{KUBEADM_CONFIG}resourceContainer: /kube-proxy\n")).unwrap_err();
+        let error =
+            parse(&format!("{KUBEADM_CONFIG}resourceContainer: /kube-proxy\n")).unwrap_err();
         assert_eq!(error.field, "resourceContainer");
         let error = parse(&KUBEADM_CONFIG.replace("    text:", "    txt:")).unwrap_err();
-        // logging.options is kept raw (klog's own, ignored), so only the
-        // top levels are checked there.
-        assert!(error.field.is_empty() || error.field.starts_with("logging"), "{error}");
+        assert_eq!(error.field, "logging.options.txt");
     }
 
     #[test]
     fn a_wrong_type_or_kind_is_refused() {
-        let error = parse(&KUBEADM_CONFIG.replace("  strictARP: false", "  strictARP: maybe"))
-            .unwrap_err();
+        let error =
+            parse(&KUBEADM_CONFIG.replace("  strictARP: false", "  strictARP: maybe")).unwrap_err();
         assert_eq!(error.field, "ipvs.strictARP");
         let error = parse(&KUBEADM_CONFIG.replace(
             "kubeproxy.config.k8s.io/v1alpha1",
@@ -583,7 +665,10 @@ winkernel:
     #[test]
     fn only_settings_away_from_their_defaults_are_reported_as_ignored() {
         let text = KUBEADM_CONFIG
-            .replace("  masqueradeBit: null\n  minSyncPeriod: 0s\n  syncPeriod: 0s\nipvs:", "  masqueradeBit: 15\n  minSyncPeriod: 0s\n  syncPeriod: 0s\nipvs:")
+            .replace(
+                "  masqueradeBit: null\n  minSyncPeriod: 0s\n  syncPeriod: 0s\nipvs:",
+                "  masqueradeBit: 15\n  minSyncPeriod: 0s\n  syncPeriod: 0s\nipvs:",
+            )
             .replace("oomScoreAdj: null", "oomScoreAdj: -999")
             .replace("bindAddress: 0.0.0.0", "bindAddress: 192.0.2.1")
             .replace("  networkName: \"\"", "  networkName: cbr0");
@@ -591,7 +676,11 @@ winkernel:
         let fields: Vec<&str> = ignored_fields(&config).iter().map(|i| i.field).collect();
         assert_eq!(
             fields,
-            vec!["bindAddress", "iptables.masqueradeBit", "winkernel.networkName"]
+            vec![
+                "bindAddress",
+                "iptables.masqueradeBit",
+                "winkernel.networkName"
+            ]
         );
         assert_eq!(
             ignored_fields(&config)[1].to_string(),

@@ -79,12 +79,10 @@ pub fn conntrack_max(settings: &ConntrackSettings, cpus: u64) -> Result<Option<u
     if settings.max_per_core == 0 {
         return Ok(None);
     }
-    let scaled = settings.max_per_core.checked_mul(cpus).ok_or_else(|| {
-        format!(
-            "{} per core × {cpus} CPUs overflows",
-            settings.max_per_core
-        )
-    })?;
+    let scaled = settings
+        .max_per_core
+        .checked_mul(cpus)
+        .ok_or_else(|| format!("{} per core × {cpus} CPUs overflows", settings.max_per_core))?;
     let max = scaled.max(settings.min);
     if max > u64::from(u32::MAX) {
         return Err(format!("{max} is larger than the kernel accepts"));
@@ -221,7 +219,9 @@ pub async fn apply_node_settings(settings: &NodeSettings, counters: Counters) ->
                     // buckets. Only the initial network namespace may
                     // write it.
                     match raise_module_parameter("nf_conntrack", "hashsize", max / 4) {
-                        Ok(true) => report.set.push(format!("nf_conntrack hashsize={}", max / 4)),
+                        Ok(true) => report
+                            .set
+                            .push(format!("nf_conntrack hashsize={}", max / 4)),
                         Ok(false) => {}
                         Err(error) => fail(&mut report, "nf_conntrack hashsize", error.to_string()),
                     }
