@@ -48,8 +48,8 @@ async fn main() -> anyhow::Result<()> {
     };
     let node = kipvs_runtime::apply_node_settings(&settings.node, counters.clone()).await;
     tracing::info!(
-        version = env!("CARGO_PKG_VERSION"),
-        ipvs = node.ipvs_version.as_deref().unwrap_or("unknown"),
+        version = %env!("CARGO_PKG_VERSION"),
+        ipvs = %node.ipvs_version.as_deref().unwrap_or("unknown"),
         node = %node_name,
         settings = %settings.summary(),
         "kube-ipvs starting"

@@ -182,7 +182,7 @@ pub fn count_cpu_list(list: &str) -> Option<u64> {
 pub async fn apply_node_settings(settings: &NodeSettings, counters: Counters) -> NodeReport {
     let mut report = NodeReport::default();
     let fail = |report: &mut NodeReport, setting: &str, reason: String| {
-        warn!(setting, %reason, "a node setting could not be made; going on without it");
+        warn!(setting = %setting, %reason, "a node setting could not be made; going on without it");
         report.failed.push((setting.to_owned(), reason));
     };
     match Ipvs::open(counters).await {
