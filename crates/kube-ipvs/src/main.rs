@@ -32,8 +32,12 @@ async fn main() -> anyhow::Result<()> {
         }
     });
     logging::init(settings.log_level, settings.log_format);
+    let config_name = config_path.as_deref().map(|p| p.display().to_string());
     for warning in &warnings {
-        tracing::warn!(config = ?config_path, "{warning}");
+        tracing::warn!(
+            config = config_name.as_deref().unwrap_or("flags"),
+            "{warning}"
+        );
     }
     let counters = Counters::default();
     if settings.cleanup {

@@ -76,22 +76,24 @@ impl Settings {
         fn address(address: Option<SocketAddr>) -> String {
             address.map_or_else(|| "off".to_owned(), |a| a.to_string())
         }
-        let source = match (&self.manifests, &self.kubeconfig) {
+        let mut source = match (&self.manifests, &self.kubeconfig) {
             (Some(dir), _) => format!("manifests={}", dir.display()),
             (None, Some(path)) => format!("kubeconfig={}", path.display()),
             (None, None) => "kubeconfig=inferred".to_owned(),
         };
+        if let Some(master) = &self.master {
+            source.push_str(&format!(" master={master}"));
+        }
         let node = &self.node;
         let ct = &node.conntrack;
         let t = &node.ipvs_timeouts;
         format!(
-            "{source} master={} cluster_cidr={} masquerade_all={} scheduler={} \
+            "{source} cluster_cidr={} masquerade_all={} scheduler={} \
              nodeport_addresses={:?} healthz={} metrics={} sync_period={:?} \
              min_sync_period={:?} graceful_period={:?} exclude_cidrs={} strict_arp={} \
              ipvs_timeouts={}s/{}s/{}s conntrack_max_per_core={} conntrack_min={} \
              conntrack_tcp_established={}s conntrack_tcp_close_wait={}s \
              conntrack_udp={}s/{}s client_qps={} client_burst={}",
-            self.master.as_deref().unwrap_or("from-kubeconfig"),
             list(&self.cluster_cidrs),
             self.masquerade_all,
             self.scheduler,
