@@ -621,7 +621,12 @@ fn leftovers(node: &TestNetns) {
         "hash:ip,port",
         "comment",
     ]);
-    node.exec(&["ipset", "add", "KUBE-NODE-PORT-IPS", "192.168.77.1,tcp:30080"]);
+    node.exec(&[
+        "ipset",
+        "add",
+        "KUBE-NODE-PORT-IPS",
+        "192.168.77.1,tcp:30080",
+    ]);
     node.exec(&[
         "ipset",
         "create",
@@ -695,7 +700,12 @@ fn node_port_and_external_services_listed_in_our_sets_are_ours_and_no_others() {
 /// [`leftovers`] once more, on a node whose sets a daemon already made.
 fn leftovers_again(node: &TestNetns) {
     node.exec(&["ipset", "add", "KUBE-NODE-PORT-TCP", "30080"]);
-    node.exec(&["ipset", "add", "KUBE-NODE-PORT-IPS", "192.168.77.1,tcp:30080"]);
+    node.exec(&[
+        "ipset",
+        "add",
+        "KUBE-NODE-PORT-IPS",
+        "192.168.77.1,tcp:30080",
+    ]);
     node.exec(&["ipset", "add", "KUBE-EXTERNAL-IP", "203.0.113.7,tcp:80"]);
     for service in ["192.168.77.1:30080", "203.0.113.7:80"] {
         node.exec(&["ipvsadm", "-A", "-t", service, "-s", "rr"]);

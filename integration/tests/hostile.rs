@@ -34,7 +34,12 @@ fn cluster() -> Cluster {
 fn web_routes(node: &Node) -> Vec<String> {
     node.ipvsadm()
         .block("TCP  10.96.0.10:80")
-        .map(|block| block[1..].iter().map(|l| l.split_whitespace().nth(1).unwrap_or("").to_owned()).collect())
+        .map(|block| {
+            block[1..]
+                .iter()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -51,8 +56,18 @@ fn the_apis_longest_names_are_programmed_with_their_comments_and_carry_traffic()
     let port_name = "port-name-15chr";
     assert_eq!((namespace.len(), name.len(), port_name.len()), (63, 63, 15));
     node.create_service(
-        &service(&namespace, &name, "10.96.0.30", &[(port_name, "TCP", 80, 8080)]),
-        &slice(&namespace, &name, &[(port_name, "TCP", 8080)], &["10.244.1.3"]),
+        &service(
+            &namespace,
+            &name,
+            "10.96.0.30",
+            &[(port_name, "TCP", 80, 8080)],
+        ),
+        &slice(
+            &namespace,
+            &name,
+            &[(port_name, "TCP", 8080)],
+            &["10.244.1.3"],
+        ),
     );
     let mut daemon = node.start_daemon();
     node.wait_for("the long-named service in ipvsadm", || {
@@ -63,10 +78,11 @@ fn the_apis_longest_names_are_programmed_with_their_comments_and_carry_traffic()
     let comment = format!("{namespace}/{name}:{port_name}");
     assert_eq!(comment.len(), 143);
     node.wait_for("its entries with their whole comments", || {
-        node.ipset_has(&format!("add KUBE-CLUSTER-IP 10.96.0.30,tcp:80 comment \"{comment}\""))
-            && node.ipset_has(&format!(
-                "add KUBE-IPVS-IPS 10.96.0.30 comment \"{namespace}/{name}\""
-            ))
+        node.ipset_has(&format!(
+            "add KUBE-CLUSTER-IP 10.96.0.30,tcp:80 comment \"{comment}\""
+        )) && node.ipset_has(&format!(
+            "add KUBE-IPVS-IPS 10.96.0.30 comment \"{namespace}/{name}\""
+        ))
     });
     let answer = http(&node.netns, "http://10.96.0.30/", 2);
     assert_eq!(answer, ["pod2", "pod2"]);
@@ -82,10 +98,14 @@ fn an_ingress_ip_of_127_0_0_1_on_port_22_changes_nothing() {
     let root = format!("/tmp/{}-sshd", node.name());
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(format!("{root}/index.html"), "the node's own\n").unwrap();
-    node.netns.exec(&["busybox", "httpd", "-p", "127.0.0.1:22", "-h", &root]);
+    node.netns
+        .exec(&["busybox", "httpd", "-p", "127.0.0.1:22", "-h", &root]);
     let mut lb = service("default", "lb", "10.96.0.40", &[("ssh", "TCP", 22, 8080)]);
     lb["spec"]["type"] = json!("LoadBalancer");
-    node.create_service(&lb, &slice("default", "lb", &[("ssh", "TCP", 8080)], &["10.244.1.2"]));
+    node.create_service(
+        &lb,
+        &slice("default", "lb", &[("ssh", "TCP", 8080)], &["10.244.1.2"]),
+    );
     let _daemon = node.start_daemon();
     node.wait_for("lb's cluster IP in ipvsadm and on kube-ipvs0", || {
         node.ipvsadm().block("TCP  10.96.0.40:22").is_some() && node.ipvs0_addresses().len() == 2
@@ -97,12 +117,15 @@ fn an_ingress_ip_of_127_0_0_1_on_port_22_changes_nothing() {
     lb["status"] = json!({"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]}});
     node.replace(&format!("{}/lb", services_path("default")), &lb);
     node.wait_for("the warning naming the service", || {
-        node.logs().contains("load-balancer ingress IP 127.0.0.1 is a loopback address")
+        node.logs()
+            .contains("load-balancer ingress IP 127.0.0.1 is a loopback address")
             && node.logs().contains("Service default/lb")
     });
     // Two full resyncs later, nothing changed.
     let resyncs = c.node_daemon_full_syncs();
-    node.wait_for("two more full resyncs", || c.node_daemon_full_syncs() >= resyncs + 2);
+    node.wait_for("two more full resyncs", || {
+        c.node_daemon_full_syncs() >= resyncs + 2
+    });
     assert_eq!(
         (node.ipvsadm(), node.ipvs0_addresses(), node.ipset_save()),
         before
@@ -113,7 +136,10 @@ fn an_ingress_ip_of_127_0_0_1_on_port_22_changes_nothing() {
         .exec(&["ip", "addr", "show", "kube-ipvs0"])
         .contains("127.0.0.1"));
     // And 127.0.0.1:22 is still the node's own.
-    assert_eq!(http(&node.netns, "http://127.0.0.1:22/", 1), ["the node's own"]);
+    assert_eq!(
+        http(&node.netns, "http://127.0.0.1:22/", 1),
+        ["the node's own"]
+    );
 }
 
 impl Cluster {
@@ -134,7 +160,10 @@ fn a_cluster_ip_stays_ours_after_its_address_and_claiming_entry_are_gone() {
     let daemon = node.start_daemon();
     node.wait_for("web with pod1, bound", || {
         web_routes(node) == ["10.244.1.2:8080"]
-            && node.ipvs0_addresses().iter().any(|a| a.contains("10.96.0.10/32"))
+            && node
+                .ipvs0_addresses()
+                .iter()
+                .any(|a| a.contains("10.96.0.10/32"))
     });
 
     // Frozen while the node is tampered with, so it sees both changes at
@@ -156,7 +185,9 @@ fn a_cluster_ip_stays_ours_after_its_address_and_claiming_entry_are_gone() {
         routes.contains(&"10.244.1.3:8080".to_owned())
     });
     node.wait_for("the address and the claiming entry repaired", || {
-        node.ipvs0_addresses().iter().any(|a| a.contains("10.96.0.10/32"))
+        node.ipvs0_addresses()
+            .iter()
+            .any(|a| a.contains("10.96.0.10/32"))
             && node.ipset_has("add KUBE-CLUSTER-IP 10.96.0.10,tcp:80 comment \"default/web:http\"")
     });
     assert!(
@@ -164,7 +195,9 @@ fn a_cluster_ip_stays_ours_after_its_address_and_claiming_entry_are_gone() {
         "{}",
         node.logs()
     );
-    node.wait_for("pod2 answering", || answers(node, 2) == BTreeSet::from(["pod2".to_owned()]));
+    node.wait_for("pod2 answering", || {
+        answers(node, 2) == BTreeSet::from(["pod2".to_owned()])
+    });
 }
 
 /// What kube-proxy's IPVS mode leaves on a node for web (10.96.0.10:80 →
@@ -178,9 +211,25 @@ fn kube_proxy_state(node: &Node) {
     run(&["ip", "link", "add", "kube-ipvs0", "type", "dummy"]);
     run(&["ip", "addr", "add", "10.96.0.10/32", "dev", "kube-ipvs0"]);
     run(&["ipvsadm", "-A", "-t", "10.96.0.10:80", "-s", "rr"]);
-    run(&["ipvsadm", "-a", "-t", "10.96.0.10:80", "-r", "10.244.1.2:8080", "-m"]);
+    run(&[
+        "ipvsadm",
+        "-a",
+        "-t",
+        "10.96.0.10:80",
+        "-r",
+        "10.244.1.2:8080",
+        "-m",
+    ]);
     run(&["ipvsadm", "-A", "-t", "192.168.77.1:30080", "-s", "rr"]);
-    run(&["ipvsadm", "-a", "-t", "192.168.77.1:30080", "-r", "10.244.1.2:8080", "-m"]);
+    run(&[
+        "ipvsadm",
+        "-a",
+        "-t",
+        "192.168.77.1:30080",
+        "-r",
+        "10.244.1.2:8080",
+        "-m",
+    ]);
     for (name, kind) in [
         ("KUBE-CLUSTER-IP", "hash:ip,port"),
         ("KUBE-LOOP-BACK", "hash:ip,port,ip"),
@@ -188,17 +237,47 @@ fn kube_proxy_state(node: &Node) {
     ] {
         run(&["ipset", "create", name, kind]);
     }
-    run(&["ipset", "create", "KUBE-NODE-PORT-TCP", "bitmap:port", "range", "0-65535"]);
+    run(&[
+        "ipset",
+        "create",
+        "KUBE-NODE-PORT-TCP",
+        "bitmap:port",
+        "range",
+        "0-65535",
+    ]);
     run(&["ipset", "add", "KUBE-CLUSTER-IP", "10.96.0.10,tcp:80"]);
-    run(&["ipset", "add", "KUBE-LOOP-BACK", "10.244.1.2,tcp:8080,10.244.1.2"]);
+    run(&[
+        "ipset",
+        "add",
+        "KUBE-LOOP-BACK",
+        "10.244.1.2,tcp:8080,10.244.1.2",
+    ]);
     run(&["ipset", "add", "KUBE-IPVS-IPS", "10.96.0.10"]);
     run(&["ipset", "add", "KUBE-NODE-PORT-TCP", "30080"]);
     run(&["sysctl", "-qw", "net.ipv4.vs.conntrack=1"]);
     run(&["iptables", "-t", "nat", "-N", "KUBE-POSTROUTING"]);
-    run(&["iptables", "-t", "nat", "-A", "POSTROUTING", "-j", "KUBE-POSTROUTING"]);
     run(&[
-        "iptables", "-t", "nat", "-A", "KUBE-POSTROUTING", "-m", "set", "--match-set",
-        "KUBE-CLUSTER-IP", "dst,dst", "-j", "MASQUERADE",
+        "iptables",
+        "-t",
+        "nat",
+        "-A",
+        "POSTROUTING",
+        "-j",
+        "KUBE-POSTROUTING",
+    ]);
+    run(&[
+        "iptables",
+        "-t",
+        "nat",
+        "-A",
+        "KUBE-POSTROUTING",
+        "-m",
+        "set",
+        "--match-set",
+        "KUBE-CLUSTER-IP",
+        "dst,dst",
+        "-j",
+        "MASQUERADE",
     ]);
 }
 
@@ -211,7 +290,11 @@ fn a_node_that_ran_kube_proxy_is_taken_over_with_traffic_answering_throughout() 
     web["spec"]["ports"][0]["nodePort"] = json!(30080);
     node.replace(&format!("{}/web", services_path("default")), &web);
     kube_proxy_state(node);
-    assert_eq!(answers(node, 2), BTreeSet::from(["pod1".to_owned()]), "kube-proxy's state answers");
+    assert_eq!(
+        answers(node, 2),
+        BTreeSet::from(["pod1".to_owned()]),
+        "kube-proxy's state answers"
+    );
 
     // A client on the node, one request after the other, through the
     // cluster IP and the node port, until told to stop.
@@ -239,7 +322,10 @@ fn a_node_that_ran_kube_proxy_is_taken_over_with_traffic_answering_throughout() 
     };
     let wait_for_more = |more: usize| {
         let target = answered() + more;
-        assert!(eventually(240, || answered() >= target), "the client stalled");
+        assert!(
+            eventually(240, || answered() >= target),
+            "the client stalled"
+        );
     };
     wait_for_more(10);
     append_line(&requests, "# kube-ipvs starts");
@@ -253,14 +339,20 @@ fn a_node_that_ran_kube_proxy_is_taken_over_with_traffic_answering_throughout() 
     );
     node.wait_for("both virtual services follow the endpoints", || {
         let table = node.ipvsadm();
-        ["TCP  10.96.0.10:80", "TCP  192.168.77.1:30080"].iter().all(|key| {
-            table.block(key).is_some_and(|b| {
-                b.iter().any(|l| {
-                    l.split_whitespace().collect::<Vec<_>>()[..]
-                        .starts_with(&["->", "10.244.1.3:8080", "Masq", "1"])
+        ["TCP  10.96.0.10:80", "TCP  192.168.77.1:30080"]
+            .iter()
+            .all(|key| {
+                table.block(key).is_some_and(|b| {
+                    b.iter().any(|l| {
+                        l.split_whitespace().collect::<Vec<_>>()[..].starts_with(&[
+                            "->",
+                            "10.244.1.3:8080",
+                            "Masq",
+                            "1",
+                        ])
+                    })
                 })
             })
-        })
     });
     append_line(&requests, "# moved");
     wait_for_more(10);
@@ -269,17 +361,27 @@ fn a_node_that_ran_kube_proxy_is_taken_over_with_traffic_answering_throughout() 
 
     let log = std::fs::read_to_string(&requests).unwrap();
     let failed: Vec<&str> = log.lines().filter(|l| l.starts_with("FAIL")).collect();
-    assert!(failed.is_empty(), "requests failed during the takeover:\n{log}");
+    assert!(
+        failed.is_empty(),
+        "requests failed during the takeover:\n{log}"
+    );
     let moved = log.lines().position(|l| l == "# moved").unwrap();
     assert!(
-        log.lines().skip(moved).filter(|l| l.starts_with("ok")).all(|l| l == "ok pod2"),
+        log.lines()
+            .skip(moved)
+            .filter(|l| l.starts_with("ok"))
+            .all(|l| l == "ok pod2"),
         "{log}"
     );
     // No step failed; the sets carry comments now, kube-proxy's entries
     // replaced by kube-ipvs's; kube-proxy's iptables rule still matches
     // the set (the swap kept its index).
     let syncs = daemon.syncs();
-    assert!(syncs.iter().all(|s| s.failed == 0), "{syncs:#?}\n{}", daemon.log());
+    assert!(
+        syncs.iter().all(|s| s.failed == 0),
+        "{syncs:#?}\n{}",
+        daemon.log()
+    );
     for line in [
         "create KUBE-CLUSTER-IP hash:ip,port family inet hashsize 1024 maxelem 65536 comment bucketsize 12",
         "add KUBE-CLUSTER-IP 10.96.0.10,tcp:80 comment \"default/web:http\"",
@@ -288,7 +390,13 @@ fn a_node_that_ran_kube_proxy_is_taken_over_with_traffic_answering_throughout() 
     ] {
         assert!(node.ipset_has(line), "no {line:?} in\n{:#?}", node.ipset_save());
     }
-    assert!(!node.ipset_save().iter().any(|l| l.contains("KUBE-IPVS-SWAP")));
+    assert!(!node
+        .ipset_save()
+        .iter()
+        .any(|l| l.contains("KUBE-IPVS-SWAP")));
     let rules = node.netns.exec(&["iptables-save", "-t", "nat"]);
-    assert!(rules.contains("--match-set KUBE-CLUSTER-IP dst,dst -j MASQUERADE"), "{rules}");
+    assert!(
+        rules.contains("--match-set KUBE-CLUSTER-IP dst,dst -j MASQUERADE"),
+        "{rules}"
+    );
 }

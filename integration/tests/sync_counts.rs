@@ -355,10 +355,7 @@ fn one_endpoint_change_costs_a_constant_number_of_messages() {
     // Removing it sets its weight to 0 (graceful termination) and drops
     // its KUBE-LOOP-BACK entry; the next sync reads that one service's
     // real servers again (one dump) and, finding no connection, deletes it.
-    assert_eq!(
-        remove_10,
-        counts(&[("ipvs SET_DEST", 1), ("ipset DEL", 1)])
-    );
+    assert_eq!(remove_10, counts(&[("ipvs SET_DEST", 1), ("ipset DEL", 1)]));
     assert_eq!(
         delete_10,
         counts(&[("ipvs GET_DEST", 1), ("ipvs DEL_DEST", 1)])
@@ -548,7 +545,10 @@ fn a_failure_on_one_service_does_not_stop_the_others() {
         lines.contains(&"-> 10.244.9.2:8080 Masq 1".to_owned()),
         "{lines:#?}"
     );
-    assert!(!lines.iter().any(|l| l.contains("192.168.99.255")), "{lines:#?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("192.168.99.255")),
+        "{lines:#?}"
+    );
     want_bound.push("10.96.9.9/32".to_owned());
     want_bound.sort();
     assert_eq!(bound_addresses(&netns), want_bound);

@@ -35,7 +35,7 @@ pub use ipset::Ipset;
 pub use ipvs::{Ipvs, IpvsChange, DUMP_SOCKETS};
 pub use links::{InterfaceAddress, Links};
 pub use nftables::NfTables;
-pub use sysctl::{get_sysctl, set_sysctl, SysctlError};
+pub use sysctl::{get_sysctl, raise_module_parameter, set_sysctl, SysctlError};
 
 #[cfg(test)]
 mod golden_tests;

@@ -34,3 +34,34 @@ pub fn get_sysctl(name: &str) -> io::Result<String> {
     let path = Path::new("/proc/sys").join(name.replace('.', "/"));
     Ok(fs::read_to_string(path)?.trim().to_owned())
 }
+
+/// Raises a kernel module parameter (`/sys/module/MODULE/parameters/NAME`)
+/// to at least `at_least`; a larger value is left alone. Returns whether it
+/// wrote. kube-proxy sizes nf_conntrack's `hashsize` this way.
+pub fn raise_module_parameter(
+    module: &str,
+    parameter: &str,
+    at_least: u64,
+) -> Result<bool, SysctlError> {
+    let path = Path::new("/sys/module")
+        .join(module)
+        .join("parameters")
+        .join(parameter);
+    let fail = |source| SysctlError {
+        name: path.display().to_string(),
+        value: at_least.to_string(),
+        source,
+    };
+    let current = fs::read_to_string(&path).map_err(fail)?;
+    let current: u64 = current.trim().parse().map_err(|_| {
+        fail(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("holds {:?}, not a number", current.trim()),
+        ))
+    })?;
+    if current >= at_least {
+        return Ok(false);
+    }
+    fs::write(&path, at_least.to_string()).map_err(fail)?;
+    Ok(true)
+}

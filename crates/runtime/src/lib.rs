@@ -22,6 +22,7 @@ mod memory_kernel;
 mod netlink_kernel;
 mod nft_table;
 mod node_addresses;
+mod node_settings;
 mod sync;
 mod sync_loop;
 
@@ -34,5 +35,9 @@ pub use kernel::{message_kind, BatchKind, Kernel, StepError};
 pub use memory_kernel::MemoryKernel;
 pub use netlink_kernel::{owned_sets, CleanupReport, NetlinkKernel, DUMMY_LINK, SWAP_SET, SYSCTLS};
 pub use node_addresses::{node_addresses, NodeAddresses};
+pub use node_settings::{
+    apply_node_settings, conntrack_max, count_cpu_list, ipvs_timeouts, node_cpus, sysctls,
+    ConntrackSettings, IpvsTimeouts, NodeReport, NodeSettings,
+};
 pub use sync::{SyncConfig, SyncOutcome, Syncer};
 pub use sync_loop::{run, run_with, AddressSource};

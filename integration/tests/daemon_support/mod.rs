@@ -74,6 +74,17 @@ impl Node {
         )
     }
 
+    /// Starts `kube-ipvs <args...>` in the node namespace with only the
+    /// caller's flags (say kubeadm's `--config=F --hostname-override=N`).
+    pub fn start_daemon_with(&self, args: &[&str]) -> Daemon {
+        Daemon::spawn(&self.netns, &[], args, self.daemon_log())
+    }
+
+    /// The kubeconfig pointing at this node's fake API server.
+    pub fn kubeconfig(&self) -> &std::path::Path {
+        &self.kubeconfig
+    }
+
     fn daemon_log(&self) -> PathBuf {
         PathBuf::from(format!("/tmp/{}-daemon.log", self.name()))
     }
