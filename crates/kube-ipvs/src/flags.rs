@@ -96,6 +96,14 @@ pub struct Flags {
     /// is deleted even with connections left.
     #[arg(long, default_value = "15m", value_parser = parse_duration, value_name = "DURATION")]
     pub ipvs_graceful_period: Duration,
+    /// The most externalIPs plus load-balancer ingress IPs one Service may
+    /// have; a Service with more is skipped with a warning naming it.
+    #[arg(long, default_value_t = kipvs_planner::DEFAULT_MAX_SERVICE_ADDRESSES, value_name = "N")]
+    pub max_service_addresses: usize,
+    /// The most virtual services the node programs; the Services that
+    /// would take it past this are skipped with a warning naming them.
+    #[arg(long, default_value_t = kipvs_planner::DEFAULT_MAX_VIRTUAL_SERVICES, value_name = "N")]
+    pub max_virtual_services: usize,
     /// Conntrack entries per CPU; 0 leaves nf_conntrack_max as it is
     /// [default: 32768].
     #[arg(long, value_name = "N")]

@@ -86,6 +86,8 @@ async fn run(settings: Settings, node_name: String, counters: Counters) -> anyho
             scheduler: settings.scheduler,
             nodeport_addresses: settings.nodeport_addresses,
             exclude_cidrs: settings.exclude_cidrs,
+            max_service_addresses: settings.max_service_addresses,
+            max_virtual_services: settings.max_virtual_services,
             ..NodeConfig::new("")
         },
         sync_period: settings.sync_period,
@@ -94,7 +96,7 @@ async fn run(settings: Settings, node_name: String, counters: Counters) -> anyho
     };
     // kube-proxy's health timeout: a change not applied within two sync
     // periods makes the proxy unhealthy.
-    let health = ProxyHealth::new(2 * settings.sync_period);
+    let health = ProxyHealth::new(settings.sync_period.saturating_mul(2));
     if let Some(address) = settings.healthz_bind_address {
         tokio::spawn(kipvs_runtime::serve_healthz(address, health.clone()));
     }

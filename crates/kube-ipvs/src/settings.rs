@@ -52,6 +52,8 @@ pub struct Settings {
     pub min_sync_period: Duration,
     pub graceful_period: Duration,
     pub exclude_cidrs: Vec<IpNet>,
+    pub max_service_addresses: usize,
+    pub max_virtual_services: usize,
     pub node: NodeSettings,
     /// clientConnection.qps and .burst (0: client default). Kept for the
     /// log; kube-ipvs's client only lists and watches, unthrottled.
@@ -336,6 +338,8 @@ pub fn resolve(
         min_sync_period,
         graceful_period: flags.ipvs_graceful_period,
         exclude_cidrs,
+        max_service_addresses: flags.max_service_addresses,
+        max_virtual_services: flags.max_virtual_services,
         node: NodeSettings {
             strict_arp: flags.ipvs_strict_arp.or(ipvs.strict_arp).unwrap_or(false),
             ipvs_timeouts,
