@@ -63,6 +63,11 @@ struct Args {
     /// Remove everything kube-ipvs created and exit.
     #[arg(long)]
     cleanup: bool,
+    /// Do what needs more than CAP_NET_ADMIN (write the sysctls, which a
+    /// container's read-only /proc/sys forbids), then exit; run again
+    /// without it, with only CAP_NET_ADMIN.
+    #[arg(long, conflicts_with = "cleanup")]
+    init_only: bool,
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = ArgAction::Count)]
     verbose: u8,
@@ -77,6 +82,16 @@ async fn main() -> anyhow::Result<()> {
         let mut kernel = NetlinkKernel::open(counters).await?;
         let report = kernel.cleanup(&[]).await?;
         tracing::info!(?report, "cleanup done");
+        return Ok(());
+    }
+    if args.init_only {
+        // Opening the IPVS client looks the genl family up, which makes
+        // the kernel load ip_vs: net.ipv4.vs.* exist only after that.
+        NetlinkKernel::open(counters).await?;
+        for (name, value) in kipvs_runtime::SYSCTLS {
+            kipvs_netlink::set_sysctl(name, value)?;
+        }
+        tracing::info!("sysctls set; run again without --init-only");
         return Ok(());
     }
     let nodeport_addresses = parse_nodeport_addresses(&args.nodeport_addresses)
