@@ -129,6 +129,11 @@ pub struct Flags {
     /// Remove everything kube-ipvs created and exit.
     #[arg(long)]
     pub cleanup: bool,
+    /// Do what needs more than CAP_NET_ADMIN (write the sysctls and the
+    /// node settings, which a container's read-only /proc/sys forbids),
+    /// then exit; run again without it, with only CAP_NET_ADMIN.
+    #[arg(long, conflicts_with = "cleanup")]
+    pub init_only: bool,
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,

@@ -46,6 +46,17 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(?report, "cleanup done");
         return Ok(());
     }
+    if settings.init_only {
+        // Opening the IPVS client looks the genl family up, which makes
+        // the kernel load ip_vs: net.ipv4.vs.* exist only after that.
+        NetlinkKernel::open(counters.clone()).await?;
+        for (name, value) in kipvs_runtime::SYSCTLS {
+            kipvs_netlink::set_sysctl(name, value)?;
+        }
+        kipvs_runtime::apply_node_settings(&settings.node, counters).await;
+        tracing::info!("sysctls and node settings made; run again without --init-only");
+        return Ok(());
+    }
     let node_name = match settings.node_name.clone() {
         Some(name) => name,
         None => hostname().context("no --node-name and no hostname")?,

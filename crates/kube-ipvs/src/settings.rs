@@ -62,6 +62,7 @@ pub struct Settings {
     pub log_level: LogLevel,
     pub log_format: LogFormat,
     pub cleanup: bool,
+    pub init_only: bool,
 }
 
 impl Settings {
@@ -350,6 +351,7 @@ pub fn resolve(
         log_level,
         log_format,
         cleanup: flags.cleanup,
+        init_only: flags.init_only,
     };
     Ok((settings, warnings))
 }
