@@ -505,6 +505,28 @@ mod tests {
     }
 
     #[test]
+    fn the_deploy_config_map_is_read_without_a_warning() {
+        let manifests = include_str!("../../../deploy/kube-ipvs.yaml");
+        let documents: Vec<serde_json::Value> =
+            serde_saphyr::from_multiple(manifests).expect("deploy/kube-ipvs.yaml");
+        let config = documents
+            .iter()
+            .find(|d| d["kind"] == "ConfigMap" && d["data"]["config.conf"].is_string())
+            .and_then(|d| d["data"]["config.conf"].as_str())
+            .expect("a ConfigMap with config.conf");
+        let (settings, warnings) = resolve(flags(&[]), Some(parse(config).unwrap())).unwrap();
+        assert_eq!(warnings, Vec::<String>::new());
+        assert_eq!(
+            settings.healthz_bind_address,
+            Some("0.0.0.0:10256".parse().unwrap())
+        );
+        assert_eq!(
+            settings.kubeconfig,
+            Some(PathBuf::from("/var/lib/kube-proxy/kubeconfig.conf"))
+        );
+    }
+
+    #[test]
     fn kubeadms_config_gives_kube_proxys_defaults() {
         let (settings, warnings) =
             resolve(flags(&[]), Some(parse(KUBEADM_CONFIG).unwrap())).unwrap();
