@@ -12,7 +12,7 @@ use clap::{error::ErrorKind, ArgAction, CommandFactory, Parser};
 use ipnet::IpNet;
 use kipvs_netlink::Counters;
 use kipvs_planner::{NodeConfig, NodePortAddresses};
-use kipvs_runtime::{parse_duration, NetlinkKernel, ProxyHealth, SyncConfig};
+use kipvs_runtime::{parse_duration, Metrics, NetlinkKernel, ProxyHealth, SyncConfig};
 use tracing_subscriber::EnvFilter;
 
 /// An IPVS-native Kubernetes service proxy. Flags take kube-proxy's names
@@ -50,6 +50,10 @@ struct Args {
     /// server (/healthz, /livez) to serve on; empty to disable.
     #[arg(long, default_value = "0.0.0.0:10256", value_parser = parse_bind_address, value_name = "IP[:PORT]")]
     healthz_bind_address: BindAddress,
+    /// The IP address and port (default port 10249) for the metrics server
+    /// (/metrics) to serve on; empty to disable.
+    #[arg(long, default_value = "127.0.0.1:10249", value_parser = parse_metrics_bind_address, value_name = "IP[:PORT]")]
+    metrics_bind_address: BindAddress,
     /// Full resync period, which also repairs drift.
     #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     sync_period: Duration,
@@ -119,7 +123,20 @@ async fn main() -> anyhow::Result<()> {
     if let BindAddress(Some(address)) = args.healthz_bind_address {
         tokio::spawn(kipvs_runtime::serve_healthz(address, health.clone()));
     }
-    match kipvs_runtime::run(config, health, snapshots, counters, shutdown_signal()).await {
+    let metrics = Metrics::new(counters.clone());
+    if let BindAddress(Some(address)) = args.metrics_bind_address {
+        let serve = kipvs_runtime::serve_metrics(address, metrics.clone(), counters.clone());
+        tokio::spawn(serve);
+    }
+    let run = kipvs_runtime::run(
+        config,
+        health,
+        metrics,
+        snapshots,
+        counters,
+        shutdown_signal(),
+    );
+    match run.await {
         // The source ended: its own error says why (say, no manifests dir).
         Err(kipvs_runtime::RuntimeError::SourceStopped) => match source.await {
             Ok(Err(error)) => Err(error).context("reading the cluster state"),
@@ -194,6 +211,18 @@ const HEALTHZ_PORT: u16 = 10256;
 
 /// `IP:PORT`, `[IPv6]:PORT`, a bare IP (port 10256) or the empty string.
 fn parse_bind_address(value: &str) -> Result<BindAddress, String> {
+    parse_bind_address_or(value, HEALTHZ_PORT)
+}
+
+/// kube-proxy's port for `/metrics` when the flag gives only an address.
+const METRICS_PORT: u16 = 10249;
+
+/// As [`parse_bind_address`], a bare IP getting port 10249.
+fn parse_metrics_bind_address(value: &str) -> Result<BindAddress, String> {
+    parse_bind_address_or(value, METRICS_PORT)
+}
+
+fn parse_bind_address_or(value: &str, default_port: u16) -> Result<BindAddress, String> {
     if value.is_empty() {
         return Ok(BindAddress(None));
     }
@@ -201,7 +230,7 @@ fn parse_bind_address(value: &str) -> Result<BindAddress, String> {
         return Ok(BindAddress(Some(address)));
     }
     match value.parse::<IpAddr>() {
-        Ok(ip) => Ok(BindAddress(Some(SocketAddr::new(ip, HEALTHZ_PORT)))),
+        Ok(ip) => Ok(BindAddress(Some(SocketAddr::new(ip, default_port)))),
         Err(_) => Err(format!("{value:?} is not IP:PORT, an IP, or empty")),
     }
 }

@@ -70,6 +70,37 @@ pub struct Desired {
     /// `--ipvs-exclude-cidrs`: virtual services on these addresses are
     /// neither planned nor adopted nor removed (see [`crate::ownership`]).
     pub excluded: Vec<IpNet>,
+    /// Service ports with a `Local` traffic policy whose endpoints are all
+    /// on other nodes (kube-proxy's `no_local_endpoints_total` metric).
+    pub no_local_endpoints: NoLocalEndpoints,
+}
+
+/// Per family, the service ports with a `Local` traffic policy, endpoints,
+/// and none of them on this node: their traffic of that policy is dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NoLocalEndpoints {
+    /// `internalTrafficPolicy: Local` (cluster IPs).
+    pub internal: BTreeMap<IpFamily, usize>,
+    /// `externalTrafficPolicy: Local`, for services reachable from outside
+    /// (node ports, external and load-balancer IPs).
+    pub external: BTreeMap<IpFamily, usize>,
+}
+
+impl NoLocalEndpoints {
+    fn count(&mut self, view: &ServiceView, t: &PortTargets) {
+        if !t.any_endpoints {
+            return;
+        }
+        if view.internal_local && t.internal.is_empty() {
+            *self.internal.entry(t.family).or_default() += 1;
+        }
+        let external = t.port.node_port.is_some()
+            || !view.external_ips.is_empty()
+            || !view.load_balancer_ips.is_empty();
+        if external && view.external_local && t.external.is_empty() {
+            *self.external.entry(t.family).or_default() += 1;
+        }
+    }
 }
 
 /// What one health-check node port answers (kube-proxy's
@@ -155,6 +186,7 @@ pub fn desired(
             builder.add_node_ports(view, port);
             builder.add_external_ips(view, port);
             builder.add_load_balancer_ips(view, port);
+            builder.no_local_endpoints.count(view, port);
         }
         builder.add_health_check(view, targets.local_ready.len());
     }
@@ -171,6 +203,7 @@ pub(crate) struct Builder<'a> {
     pub(crate) bound: BTreeMap<IpAddr, ServicePortName>,
     pub(crate) health_checks: BTreeMap<u16, HealthCheck>,
     pub(crate) warnings: Vec<Warning>,
+    pub(crate) no_local_endpoints: NoLocalEndpoints,
 }
 
 impl<'a> Builder<'a> {
@@ -187,6 +220,7 @@ impl<'a> Builder<'a> {
             bound: BTreeMap::new(),
             health_checks: BTreeMap::new(),
             warnings,
+            no_local_endpoints: NoLocalEndpoints::default(),
         }
     }
 
@@ -328,6 +362,7 @@ impl<'a> Builder<'a> {
             warnings: self.warnings,
             health_checks: self.health_checks,
             excluded: self.config.exclude_cidrs.clone(),
+            no_local_endpoints: self.no_local_endpoints,
         }
     }
 }

@@ -46,7 +46,9 @@ pub use self::{
         NodeConfig, NodePortAddresses, DEFAULT_MAX_SERVICE_ADDRESSES, DEFAULT_MAX_VIRTUAL_SERVICES,
         ZONE_LABEL,
     },
-    desired::{desired, AddressKind, Desired, DesiredVirtualService, HealthCheck},
+    desired::{
+        desired, AddressKind, Desired, DesiredVirtualService, HealthCheck, NoLocalEndpoints,
+    },
     key::{IpFamily, VirtualServiceKey},
     names::{fit_comment, ServicePortName, Warning, IPSET_MAX_COMMENT_SIZE},
     observed::{Observed, ObservedSet, SetHeader},

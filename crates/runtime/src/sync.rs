@@ -18,6 +18,7 @@ use kipvs_planner::{
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::sync_summary::{Drift, KernelErrors, SyncSummary};
 use crate::{
     apply_plan::apply_plan, drain::Drain, kernel::Kernel, netlink_kernel::NetlinkKernel, Result,
 };
@@ -53,6 +54,9 @@ pub struct SyncOutcome {
     pub conntrack_deleted: usize,
     /// The health-check node ports the desired state asks for.
     pub health_checks: BTreeMap<u16, HealthCheck>,
+    /// What is programmed after this sync (for the metrics).
+    pub summary: SyncSummary,
+    pub kernel_errors: KernelErrors,
 }
 
 /// Plans and applies against a cached view of the kernel.
@@ -70,6 +74,8 @@ pub struct Syncer<K> {
     /// The node's addresses (see [`NodeConfig::local_addresses`]), as the
     /// runtime last read them.
     local_addresses: BTreeSet<IpAddr>,
+    /// What the last full read found changed behind the cache's back.
+    drift: Drift,
 }
 
 impl Syncer<NetlinkKernel> {
@@ -90,6 +96,7 @@ impl<K: Kernel> Syncer<K> {
             last_full: Instant::now(),
             warnings: BTreeSet::new(),
             local_addresses: BTreeSet::new(),
+            drift: Drift::default(),
         }
     }
 
@@ -154,6 +161,8 @@ impl<K: Kernel> Syncer<K> {
         outcome.messages = self.kernel.counters().snapshot().since(&before);
         outcome.draining = self.drain.len();
         log_sync(&outcome, desired.virtual_services.len(), started.elapsed());
+        let drift = std::mem::take(&mut self.drift);
+        outcome.summary = SyncSummary::of(&desired, self.observed.as_ref(), drift);
         outcome.health_checks = desired.health_checks;
         Ok(outcome)
     }
@@ -165,6 +174,7 @@ impl<K: Kernel> Syncer<K> {
         // not in a busy loop of wake-ups.
         self.drain.counters_read(Instant::now());
         let observed = self.kernel.observe(desired).await?;
+        self.drift = Drift::between(self.observed.as_ref(), &observed);
         self.last_full = Instant::now();
         Ok(self.observed.insert(observed))
     }
@@ -207,6 +217,7 @@ impl<K: Kernel> Syncer<K> {
             outcome.skipped += report.skipped;
             outcome.node_wide_failed += report.node_wide_failed;
             outcome.conntrack_deleted += report.conntrack_deleted;
+            outcome.kernel_errors.add(&report.kernel_errors);
             // The kernel was not where the cache said: read everything
             // back on the next sync.
             self.observed_stale |= report.drift_seen;
