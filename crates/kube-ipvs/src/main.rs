@@ -15,11 +15,15 @@ use kipvs_planner::{NodeConfig, NodePortAddresses};
 use kipvs_runtime::{parse_duration, Metrics, NetlinkKernel, ProxyHealth, SyncConfig};
 use tracing_subscriber::EnvFilter;
 
+mod list;
+
 /// An IPVS-native Kubernetes service proxy. Flags take kube-proxy's names
 /// where the concept is the same.
 #[derive(Debug, Parser)]
 #[command(name = "kube-ipvs", version)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Kubeconfig file for the Kubernetes API (else $KUBECONFIG, else the
     /// in-cluster service account).
     #[arg(long, value_name = "PATH", conflicts_with = "manifests")]
@@ -72,10 +76,18 @@ struct Args {
     verbose: u8,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    List(list::ListArgs),
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging(args.verbose);
+    if let Some(Command::List(list)) = &args.command {
+        return list::run(list).await;
+    }
     let counters = Counters::default();
     if args.cleanup {
         let mut kernel = NetlinkKernel::open(counters).await?;
@@ -341,5 +353,27 @@ mod tests {
             Ok(BindAddress(Some("[::]:9000".parse().unwrap())))
         );
         assert!(parse_bind_address("localhost:1").is_err());
+    }
+
+    #[test]
+    fn metrics_bind_address_is_kube_proxys() {
+        let default = Args::try_parse_from(["kube-ipvs"]).unwrap();
+        assert_eq!(
+            default.metrics_bind_address,
+            BindAddress(Some("127.0.0.1:10249".parse().unwrap()))
+        );
+        let off = Args::try_parse_from(["kube-ipvs", "--metrics-bind-address", ""]).unwrap();
+        assert_eq!(off.metrics_bind_address, BindAddress(None));
+        assert_eq!(
+            parse_metrics_bind_address("0.0.0.0"),
+            Ok(BindAddress(Some("0.0.0.0:10249".parse().unwrap())))
+        );
+    }
+
+    #[test]
+    fn list_is_a_subcommand_with_an_output_format() {
+        let args = Args::try_parse_from(["kube-ipvs", "list", "-o", "json"]).unwrap();
+        assert!(matches!(args.command, Some(Command::List(_))));
+        assert!(Args::try_parse_from(["kube-ipvs", "list", "-o", "yaml"]).is_err());
     }
 }

@@ -18,6 +18,7 @@ mod health_check;
 #[doc(hidden)]
 pub mod http_server;
 mod kernel;
+mod list;
 mod memory_kernel;
 mod metrics;
 mod netlink_kernel;
@@ -33,6 +34,7 @@ pub use error::{Result, RuntimeError};
 pub use health::{healthz_router, serve_healthz, ProxyHealth};
 pub use health_check::HealthCheckServers;
 pub use kernel::{message_kind, BatchKind, Kernel, StepError};
+pub use list::{read_listing, ListedService, Listing};
 pub use memory_kernel::MemoryKernel;
 pub use metrics::{metrics_router, serve_metrics, Metrics, CONTENT_TYPE as METRICS_CONTENT_TYPE};
 pub use netlink_kernel::{owned_sets, CleanupReport, NetlinkKernel, DUMMY_LINK, SWAP_SET, SYSCTLS};
