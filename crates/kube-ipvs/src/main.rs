@@ -137,8 +137,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let metrics = Metrics::new(counters.clone());
     if let BindAddress(Some(address)) = args.metrics_bind_address {
-        let serve = kipvs_runtime::serve_metrics(address, metrics.clone(), counters.clone());
-        tokio::spawn(serve);
+        tokio::spawn(kipvs_runtime::serve_metrics(address, metrics.clone()));
     }
     let run = kipvs_runtime::run(
         config,

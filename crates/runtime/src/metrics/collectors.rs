@@ -6,7 +6,7 @@ use std::{
     sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
-use kipvs_netlink::Counters;
+use kipvs_netlink::{Counters, CountersSnapshot};
 use kipvs_packet_ipvs::{Service, Stats};
 use kipvs_planner::{AddressKind, VirtualServiceKey};
 use prometheus_client::{
@@ -19,22 +19,39 @@ use tokio::time::Instant;
 use crate::sync_summary::Owners;
 
 /// `kube_ipvs_netlink_messages_total{family,kind,direction}` and
-/// `kube_ipvs_netlink_sendmsg_total{family}`, from the daemon's
-/// [`Counters`].
+/// `kube_ipvs_netlink_sendmsg_total{family}`, the sum of several
+/// [`Counters`] (the sync loop's, the metrics server's own).
 #[derive(Debug)]
 pub(super) struct NetlinkMessages {
-    counters: Counters,
+    counters: Vec<Counters>,
 }
 
 impl NetlinkMessages {
-    pub fn new(counters: Counters) -> Self {
+    pub fn new(counters: Vec<Counters>) -> Self {
         NetlinkMessages { counters }
+    }
+
+    fn sum(&self) -> CountersSnapshot {
+        let mut sum = CountersSnapshot::default();
+        for counters in &self.counters {
+            let counts = counters.snapshot();
+            for (key, count) in counts.messages {
+                let total = sum.messages.entry(key).or_default();
+                total.sent = total.sent.saturating_add(count.sent);
+                total.received = total.received.saturating_add(count.received);
+            }
+            for (family, calls) in counts.sendmsg {
+                let total = sum.sendmsg.entry(family).or_default();
+                *total = total.saturating_add(calls);
+            }
+        }
+        sum
     }
 }
 
 impl Collector for NetlinkMessages {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let counts = self.counters.snapshot();
+        let counts = self.sum();
         let mut messages = encoder.encode_descriptor(
             "kube_ipvs_netlink_messages",
             "Netlink messages sent to and received from the kernel, by family and message kind",

@@ -93,6 +93,9 @@ struct Inner {
     draining: Gauge,
     steps: Family<Labels, Counter>,
     stats: Arc<VirtualServiceStats>,
+    /// The metrics server's own netlink messages (its IPVS reads), apart
+    /// from the sync loop's, whose per-sync counts they would blur.
+    scrape_counters: Counters,
     state: Mutex<State>,
 }
 
@@ -136,6 +139,7 @@ impl Metrics {
             draining: Gauge::default(),
             steps: Family::default(),
             stats: Arc::new(VirtualServiceStats::default()),
+            scrape_counters: Counters::default(),
             state: Mutex::new(State {
                 synced: None,
                 families: vec![IpFamily::V4],
@@ -235,7 +239,10 @@ impl Metrics {
             "Kernel changes planned by syncs, by result",
             inner.steps.clone(),
         );
-        r.register_collector(Box::new(NetlinkMessages::new(counters)));
+        r.register_collector(Box::new(NetlinkMessages::new(vec![
+            counters,
+            inner.scrape_counters.clone(),
+        ])));
         r.register_collector(Box::new(Arc::clone(&inner.stats)));
         Metrics {
             inner: Arc::new(Inner { registry, ..inner }),
@@ -422,6 +429,11 @@ impl Metrics {
     /// When the IPVS counters were last read; `None` before the first read.
     pub fn virtual_service_stats_read_at(&self) -> Option<Instant> {
         self.inner.stats.read_at()
+    }
+
+    /// Where the metrics server counts its own netlink messages.
+    pub(crate) fn scrape_counters(&self) -> Counters {
+        self.inner.scrape_counters.clone()
     }
 
     /// Every metric, in the Prometheus text format.

@@ -39,10 +39,9 @@ struct MetricsState {
 }
 
 /// Serves `/metrics` on `address` until the task is dropped. A failure to
-/// listen is logged and retried, never fatal. `counters`: where the
-/// server's own netlink messages are counted.
-pub async fn serve_metrics(address: SocketAddr, metrics: Metrics, counters: Counters) {
-    let router = metrics_router(metrics, counters);
+/// listen is logged and retried, never fatal.
+pub async fn serve_metrics(address: SocketAddr, metrics: Metrics) {
+    let router = metrics_router(metrics);
     loop {
         match listen(address) {
             Ok(listener) => {
@@ -57,13 +56,13 @@ pub async fn serve_metrics(address: SocketAddr, metrics: Metrics, counters: Coun
 
 /// The `/metrics` route.
 #[doc(hidden)]
-pub fn metrics_router(metrics: Metrics, counters: Counters) -> Router {
+pub fn metrics_router(metrics: Metrics) -> Router {
     Router::new()
         .route("/metrics", get(scrape))
         .with_state(MetricsState {
+            counters: metrics.scrape_counters(),
             metrics,
             ipvs: Arc::new(Mutex::new(None)),
-            counters,
         })
 }
 

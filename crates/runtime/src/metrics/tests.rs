@@ -391,3 +391,39 @@ fn pending_changes_count_objects_not_yet_synced() {
         Some(3.0)
     );
 }
+
+#[tokio::test]
+async fn metrics_are_served_through_the_bounded_http_server() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let metrics = Metrics::new(Counters::default());
+    metrics.record_sync(
+        &Ok(outcome()),
+        &Arc::new(Snapshot::default()),
+        Duration::ZERO,
+        true,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(crate::http_server::serve(
+        listener,
+        metrics_router(metrics),
+        crate::http_server::Limits::DEFAULT,
+    ));
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(
+        answer.contains("content-type: text/plain; version=0.0.4; charset=utf-8"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("\nkube_ipvs_virtual_services 3\n"),
+        "{answer}"
+    );
+}
