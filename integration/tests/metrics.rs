@@ -101,6 +101,25 @@ fn metrics_move_with_syncs_endpoint_changes_and_connections() {
     node.wait_for("4 connections counted for default/web:http", || {
         scrape(&node).is_some_and(|text| value(&text, WEB_CONNECTIONS).is_some_and(|n| n >= 4.0))
     });
+
+    // Nobody touched the kernel: the full resyncs (every 2 s) found
+    // nothing to repair.
+    let full = "kubeproxy_sync_full_proxy_rules_duration_seconds_count{ip_family=\"IPv4\"}";
+    node.wait_for("three full resyncs", || {
+        scrape(&node).is_some_and(|text| value(&text, full).is_some_and(|n| n >= 3.0))
+    });
+    let text = scrape(&node).unwrap();
+    for kind in [
+        "virtual_service",
+        "real_server",
+        "address",
+        "set",
+        "set_entry",
+        "table",
+    ] {
+        let series = format!("kube_ipvs_drift_repairs_total{{kind=\"{kind}\"}}");
+        assert_eq!(value(&text, &series), Some(0.0), "{series} in\n{text}");
+    }
 }
 
 #[test]

@@ -164,42 +164,38 @@ fn kind_label(kind: AddressKind) -> &'static str {
     }
 }
 
+/// One per-service-port series: name, help, and the values by direction
+/// (`None`: no direction label).
+type Series = (
+    &'static str,
+    &'static str,
+    &'static [(Option<&'static str>, fn(&Stats) -> u64)],
+);
+
+const SERIES: [Series; 3] = [
+    (
+        "kube_ipvs_virtual_service_connections",
+        "Connections scheduled by the service port's IPVS virtual services",
+        &[(None, |s| s.conns)],
+    ),
+    (
+        "kube_ipvs_virtual_service_packets",
+        "Packets through the service port's IPVS virtual services",
+        &[(Some("in"), |s| s.inpkts), (Some("out"), |s| s.outpkts)],
+    ),
+    (
+        "kube_ipvs_virtual_service_bytes",
+        "Bytes through the service port's IPVS virtual services",
+        &[(Some("in"), |s| s.inbytes), (Some("out"), |s| s.outbytes)],
+    ),
+];
+
 impl Collector for VirtualServiceStats {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let sums = self.sums();
-        let series: [(&str, &str, Option<&str>, fn(&Stats) -> u64); 5] = [
-            (
-                "kube_ipvs_virtual_service_connections",
-                "Connections scheduled by the service port's IPVS virtual services",
-                None,
-                |s| s.conns,
-            ),
-            (
-                "kube_ipvs_virtual_service_packets",
-                "Packets through the service port's IPVS virtual services",
-                Some("in"),
-                |s| s.inpkts,
-            ),
-            ("kube_ipvs_virtual_service_packets", "", Some("out"), |s| {
-                s.outpkts
-            }),
-            (
-                "kube_ipvs_virtual_service_bytes",
-                "Bytes through the service port's IPVS virtual services",
-                Some("in"),
-                |s| s.inbytes,
-            ),
-            ("kube_ipvs_virtual_service_bytes", "", Some("out"), |s| {
-                s.outbytes
-            }),
-        ];
-        // One descriptor per name, both directions under it.
-        let mut i = 0;
-        while i < series.len() {
-            let (name, help, _, _) = series[i];
+        for (name, help, values) in SERIES {
             let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-            while i < series.len() && series[i].0 == name {
-                let (_, _, direction, value) = series[i];
+            for (direction, value) in values {
                 for ((namespace, service, port, protocol, kind), stats) in &sums {
                     let mut labels = vec![
                         ("namespace", namespace.as_str()),
@@ -213,7 +209,6 @@ impl Collector for VirtualServiceStats {
                     }
                     ConstCounter::new(value(stats)).encode(metric.encode_family(&labels)?)?;
                 }
-                i += 1;
             }
         }
         Ok(())
