@@ -10,12 +10,20 @@ use clap::{ArgAction, Parser, ValueEnum};
 use ipnet::IpNet;
 use kipvs_runtime::parse_duration;
 
+/// What to do instead of running the proxy.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    List(crate::list::ListArgs),
+}
+
 /// An IPVS-native Kubernetes service proxy. Flags take kube-proxy's names
 /// where the concept is the same; `--config` reads kube-proxy's
 /// KubeProxyConfiguration file, and flags override it.
 #[derive(Debug, Default, Parser)]
 #[command(name = "kube-ipvs", version)]
 pub struct Flags {
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// kube-proxy's KubeProxyConfiguration file (YAML or JSON), as kubeadm
     /// writes it; flags override it.
     #[arg(long, value_name = "FILE")]

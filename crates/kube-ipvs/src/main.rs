@@ -4,6 +4,7 @@
 
 mod config_file;
 mod flags;
+mod list;
 mod logging;
 mod settings;
 
@@ -14,12 +15,15 @@ use clap::{error::ErrorKind, CommandFactory, Parser};
 use flags::Flags;
 use kipvs_netlink::Counters;
 use kipvs_planner::NodeConfig;
-use kipvs_runtime::{NetlinkKernel, ProxyHealth, SyncConfig};
+use kipvs_runtime::{Metrics, NetlinkKernel, ProxyHealth, SyncConfig};
 use settings::Settings;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
+    if let Some(flags::Command::List(list)) = &flags.command {
+        return list::run(list).await;
+    }
     let config_path = flags.config.clone();
     let file = config_path.as_deref().map(|path| {
         read_config(path)
@@ -111,7 +115,19 @@ async fn run(settings: Settings, node_name: String, counters: Counters) -> anyho
     if let Some(address) = settings.healthz_bind_address {
         tokio::spawn(kipvs_runtime::serve_healthz(address, health.clone()));
     }
-    match kipvs_runtime::run(config, health, snapshots, counters, shutdown_signal()).await {
+    let metrics = Metrics::new(counters.clone());
+    if let Some(address) = settings.metrics_bind_address {
+        tokio::spawn(kipvs_runtime::serve_metrics(address, metrics.clone()));
+    }
+    let run = kipvs_runtime::run(
+        config,
+        health,
+        metrics,
+        snapshots,
+        counters,
+        shutdown_signal(),
+    );
+    match run.await {
         // The source ended: its own error says why (say, no manifests dir).
         Err(kipvs_runtime::RuntimeError::SourceStopped) => match source.await {
             Ok(Err(error)) => Err(error).context("reading the cluster state"),

@@ -45,8 +45,7 @@ pub struct Settings {
     pub nodeport_addresses: NodePortAddresses,
     /// `None`: off.
     pub healthz_bind_address: Option<SocketAddr>,
-    /// Where a metrics server would listen (`None`: off). Read and logged;
-    /// kube-ipvs serves no metrics yet.
+    /// Where `/metrics` is served (`None`: off).
     pub metrics_bind_address: Option<SocketAddr>,
     pub sync_period: Duration,
     pub min_sync_period: Duration,

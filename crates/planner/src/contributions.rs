@@ -16,6 +16,7 @@ use std::{
 };
 
 use crate::{
+    desired::NoLocalEndpoints,
     key::VirtualServiceKey,
     names::{ServiceId, Warning},
     sets::{EntryKey, SetId},
@@ -30,6 +31,8 @@ pub struct Contribution {
     pub health_checks: BTreeSet<u16>,
     /// About the service and its slices, in the order they were found.
     pub warnings: Vec<Warning>,
+    /// Its ports with a `Local` policy and no local endpoint.
+    pub no_local_endpoints: NoLocalEndpoints,
     /// Shares or contests something with another service, or a node-wide
     /// limit decided about it.
     pub entangled: bool,

@@ -74,6 +74,53 @@ pub struct Desired {
     /// Who put what here, service by service: what an incremental update
     /// ([`Desired::update`]) replaces.
     pub contributions: Contributions,
+    /// Service ports with a `Local` traffic policy whose endpoints are all
+    /// on other nodes (kube-proxy's `no_local_endpoints_total` metric),
+    /// summed over the contributions.
+    pub no_local_endpoints: NoLocalEndpoints,
+}
+
+/// Per family, the service ports with a `Local` traffic policy, endpoints,
+/// and none of them on this node: their traffic of that policy is dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NoLocalEndpoints {
+    /// `internalTrafficPolicy: Local` (cluster IPs).
+    pub internal: BTreeMap<IpFamily, usize>,
+    /// `externalTrafficPolicy: Local`, for services reachable from outside
+    /// (node ports, external and load-balancer IPs).
+    pub external: BTreeMap<IpFamily, usize>,
+}
+
+impl NoLocalEndpoints {
+    /// Every contribution's counts added up.
+    pub(crate) fn sum(contributions: &Contributions) -> NoLocalEndpoints {
+        let mut sum = NoLocalEndpoints::default();
+        for contribution in contributions.values() {
+            let counts = &contribution.no_local_endpoints;
+            for (family, n) in &counts.internal {
+                *sum.internal.entry(*family).or_default() += n;
+            }
+            for (family, n) in &counts.external {
+                *sum.external.entry(*family).or_default() += n;
+            }
+        }
+        sum
+    }
+
+    pub(crate) fn count(&mut self, view: &ServiceView, t: &PortTargets) {
+        if !t.any_endpoints {
+            return;
+        }
+        if view.internal_local && t.internal.is_empty() {
+            *self.internal.entry(t.family).or_default() += 1;
+        }
+        let external = t.port.node_port.is_some()
+            || !view.external_ips.is_empty()
+            || !view.load_balancer_ips.is_empty();
+        if external && view.external_local && t.external.is_empty() {
+            *self.external.entry(t.family).or_default() += 1;
+        }
+    }
 }
 
 /// What one health-check node port answers (kube-proxy's
@@ -182,6 +229,10 @@ pub(crate) fn build<'a, 's>(
             builder.add_node_ports(view, port);
             builder.add_external_ips(view, port);
             builder.add_load_balancer_ips(view, port);
+            builder
+                .contribution(view)
+                .no_local_endpoints
+                .count(view, port);
         }
         builder.add_health_check(view, targets.local_ready.len());
     }
@@ -405,6 +456,7 @@ impl<'a> Builder<'a> {
             warnings: all_warnings(&self.contributions),
             health_checks: self.health_checks,
             excluded: self.config.exclude_cidrs.clone(),
+            no_local_endpoints: NoLocalEndpoints::sum(&self.contributions),
             contributions: self.contributions,
         }
     }

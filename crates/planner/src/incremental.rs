@@ -13,7 +13,7 @@ use k8s_openapi::api::{core::v1::Service as K8sService, discovery::v1::EndpointS
 use crate::{
     config::NodeConfig,
     contributions::Dirty,
-    desired::{all_warnings, build, Builder, Desired},
+    desired::{all_warnings, build, Builder, Desired, NoLocalEndpoints},
     endpoints::service_label,
     names::ServiceId,
 };
@@ -145,6 +145,7 @@ impl Desired {
         self.health_checks.extend(partial.health_checks);
         self.contributions.extend(partial.contributions);
         self.warnings = all_warnings(&self.contributions);
+        self.no_local_endpoints = NoLocalEndpoints::sum(&self.contributions);
         dirty
     }
 }

@@ -49,7 +49,9 @@ pub use self::{
         ZONE_LABEL,
     },
     contributions::{Contribution, Contributions, Dirty},
-    desired::{desired, AddressKind, Desired, DesiredVirtualService, HealthCheck},
+    desired::{
+        desired, AddressKind, Desired, DesiredVirtualService, HealthCheck, NoLocalEndpoints,
+    },
     endpoints::service_label,
     incremental::changed_services,
     key::{IpFamily, VirtualServiceKey},

@@ -21,6 +21,9 @@ pub(crate) struct PortTargets<'v> {
     /// For node ports, external and load-balancer IPs, by
     /// `externalTrafficPolicy`.
     pub(crate) external: Vec<Endpoint>,
+    /// The service port has endpoints in this family, on any node (what
+    /// tells "no local endpoint" from "no endpoint at all").
+    pub(crate) any_endpoints: bool,
 }
 
 pub(crate) struct ServiceTargets<'v> {
@@ -68,6 +71,7 @@ impl<'v> ServiceTargets<'v> {
                     ),
                     internal: by_policy(view.internal_local),
                     external: by_policy(view.external_local),
+                    any_endpoints: !candidates.is_empty(),
                 });
             }
         }

@@ -375,3 +375,30 @@ fn health_checks_only_for_local_load_balancers_and_first_claim_wins() {
         ["32000", "32002"]
     );
 }
+
+#[test]
+fn local_policies_without_a_local_endpoint_are_counted_per_family() {
+    let local = json!({"externalTrafficPolicy": "Local", "internalTrafficPolicy": "Local"});
+    let remote_only = json!([ep_json("10.244.2.3", "node-b", json!({}))]);
+    let d = desired(
+        &[web(local.clone())],
+        &[web_slice(remote_only)],
+        &node_config(),
+    );
+    assert_eq!(d.no_local_endpoints.internal.get(&IpFamily::V4), Some(&1));
+    assert_eq!(d.no_local_endpoints.external.get(&IpFamily::V4), Some(&1));
+    // A local endpoint: nothing dropped.
+    let d = desired(
+        &[web(local.clone())],
+        &[web_slice(two_nodes())],
+        &node_config(),
+    );
+    assert_eq!(d.no_local_endpoints, NoLocalEndpoints::default());
+    // No endpoint anywhere is not "no local endpoint".
+    let d = desired(&[web(local)], &[web_slice(json!([]))], &node_config());
+    assert_eq!(d.no_local_endpoints, NoLocalEndpoints::default());
+    // Cluster policies never count.
+    let remote_only = json!([ep_json("10.244.2.3", "node-b", json!({}))]);
+    let d = desired(&[web(json!({}))], &[web_slice(remote_only)], &node_config());
+    assert_eq!(d.no_local_endpoints, NoLocalEndpoints::default());
+}

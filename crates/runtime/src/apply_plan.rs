@@ -21,7 +21,10 @@ use kipvs_packet_ipvs::{Protocol, ServiceKey};
 use kipvs_planner::{Action, Observed, Plan, ServicePortName, Step};
 use tracing::{debug, warn};
 
-use crate::kernel::{BatchKind, Kernel, StepError};
+use crate::{
+    kernel::{BatchKind, Kernel, StepError},
+    sync_summary::KernelErrors,
+};
 
 /// What one [`apply_plan`] did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -46,6 +49,8 @@ pub struct ApplyReport {
     /// Conntrack flows deleted after UDP real servers or virtual services
     /// went (stale flows would keep a UDP client on the old backend).
     pub conntrack_deleted: usize,
+    /// Every error a step got, by class (those taken as done included).
+    pub kernel_errors: KernelErrors,
 }
 
 /// Applies `plan` in order through `kernel`, recording in `observed` what
@@ -107,6 +112,9 @@ impl Run {
     }
 
     fn settle(&mut self, step: &Step, outcome: Result<(), StepError>, observed: &mut Observed) {
+        if let Err(error) = &outcome {
+            self.report.kernel_errors.record(error.class());
+        }
         let outcome = match outcome {
             Err(error) if already_done(&step.action, &error) => {
                 debug!(%step, %error, "the kernel was already there");

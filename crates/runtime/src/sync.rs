@@ -18,6 +18,7 @@ use kipvs_planner::{
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::sync_summary::{Drift, KernelErrors, SyncSummary};
 use crate::{
     apply_plan::apply_plan, drain::Drain, kernel::Kernel, netlink_kernel::NetlinkKernel, Result,
 };
@@ -57,6 +58,9 @@ pub struct SyncOutcome {
     pub services_planned: usize,
     /// The health-check node ports the desired state asks for.
     pub health_checks: BTreeMap<u16, HealthCheck>,
+    /// What is programmed after this sync (for the metrics).
+    pub summary: SyncSummary,
+    pub kernel_errors: KernelErrors,
 }
 
 /// Plans and applies against a cached view of the kernel.
@@ -79,6 +83,8 @@ pub struct Syncer<K> {
     /// A step of the last plan failed or was skipped: the next plan looks
     /// at everything again, not only at what changed.
     replan_all: bool,
+    /// What the last full read found changed behind the cache's back.
+    drift: Drift,
 }
 
 /// The desired state of the last sync, with the snapshot and node config
@@ -110,6 +116,7 @@ impl<K: Kernel> Syncer<K> {
             local_addresses: BTreeSet::new(),
             previous: None,
             replan_all: false,
+            drift: Drift::default(),
         }
     }
 
@@ -174,6 +181,8 @@ impl<K: Kernel> Syncer<K> {
         outcome.messages = self.kernel.counters().snapshot().since(&before);
         outcome.draining = self.drain.len();
         log_sync(&outcome, desired.virtual_services.len(), started.elapsed());
+        let drift = std::mem::take(&mut self.drift);
+        outcome.summary = SyncSummary::of(&desired, self.observed.as_ref(), drift);
         outcome.health_checks = desired.health_checks.clone();
         self.previous = Some(Previous {
             snapshot: Arc::clone(snapshot),
@@ -225,6 +234,7 @@ impl<K: Kernel> Syncer<K> {
         // not in a busy loop of wake-ups.
         self.drain.counters_read(Instant::now());
         let observed = self.kernel.observe(desired).await?;
+        self.drift = Drift::between(self.observed.as_ref(), &observed);
         self.last_full = Instant::now();
         Ok(self.observed.insert(observed))
     }
@@ -279,6 +289,7 @@ impl<K: Kernel> Syncer<K> {
             outcome.skipped += report.skipped;
             outcome.node_wide_failed += report.node_wide_failed;
             outcome.conntrack_deleted += report.conntrack_deleted;
+            outcome.kernel_errors.add(&report.kernel_errors);
             // The kernel was not where the cache said: read everything
             // back on the next sync.
             self.observed_stale |= report.drift_seen;

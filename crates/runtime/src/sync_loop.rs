@@ -33,6 +33,7 @@ use crate::{
     health::ProxyHealth,
     health_check::HealthCheckServers,
     kernel::Kernel,
+    metrics::Metrics,
     node_addresses::NodeAddresses,
     sync::{SyncConfig, SyncOutcome, Syncer},
     Result, RuntimeError,
@@ -71,41 +72,74 @@ impl AddressSource for NodeAddresses {
 /// Runs until `shutdown` completes (SIGTERM), leaving the kernel state in
 /// place so traffic keeps flowing across a restart. `health` is where the
 /// loop reports its progress (read by `/healthz` and the health-check node
-/// ports). On the real kernel of this network namespace, opened once the
-/// first complete snapshot is there.
+/// ports) and `metrics` what it did. On the real kernel of this network
+/// namespace, opened once the first complete snapshot is there.
 pub async fn run(
     config: SyncConfig,
     health: ProxyHealth,
+    metrics: Metrics,
     mut snapshots: SnapshotReceiver,
     counters: Counters,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     tokio::pin!(shutdown);
     health.queued();
+    metrics.queued(None);
     let Some(snapshot) = first_snapshot(&mut snapshots, shutdown.as_mut()).await? else {
         return Ok(());
     };
     info!(node = %config.node.node_name, "initial cluster state read; starting to sync");
     let addresses = NodeAddresses::start(counters.clone()).await?;
     let syncer = Syncer::open(config, counters).await?;
-    sync_forever(syncer, addresses, health, snapshot, snapshots, shutdown).await
+    let observers = Observers { health, metrics };
+    sync_forever(syncer, addresses, observers, snapshot, snapshots, shutdown).await
 }
 
 /// [`run`] on any kernel and address source (the in-memory kernel in
 /// tests).
 pub async fn run_with<K: Kernel>(
+    mut syncer: Syncer<K>,
+    addresses: impl AddressSource,
+    health: ProxyHealth,
+    snapshots: SnapshotReceiver,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let metrics = Metrics::new(syncer.kernel().counters().clone());
+    run_with_metrics(syncer, addresses, health, metrics, snapshots, shutdown).await
+}
+
+/// [`run_with`], recording into `metrics`.
+pub async fn run_with_metrics<K: Kernel>(
     syncer: Syncer<K>,
     addresses: impl AddressSource,
     health: ProxyHealth,
+    metrics: Metrics,
     mut snapshots: SnapshotReceiver,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     tokio::pin!(shutdown);
     health.queued();
+    metrics.queued(None);
     let Some(snapshot) = first_snapshot(&mut snapshots, shutdown.as_mut()).await? else {
         return Ok(());
     };
-    sync_forever(syncer, addresses, health, snapshot, snapshots, shutdown).await
+    let observers = Observers { health, metrics };
+    sync_forever(syncer, addresses, observers, snapshot, snapshots, shutdown).await
+}
+
+/// Who hears about the loop's progress: the proxy's health and the
+/// metrics.
+struct Observers {
+    health: ProxyHealth,
+    metrics: Metrics,
+}
+
+impl Observers {
+    /// A change arrived that a sync must apply.
+    fn queued(&self, latest: Option<&Snapshot>) {
+        self.health.queued();
+        self.metrics.queued(latest);
+    }
 }
 
 /// The first complete snapshot; `None` when `shutdown` came first. No
@@ -130,12 +164,13 @@ async fn first_snapshot(
 async fn sync_forever<K: Kernel>(
     mut syncer: Syncer<K>,
     mut addresses: impl AddressSource,
-    health: ProxyHealth,
+    observers: Observers,
     mut snapshot: Arc<Snapshot>,
     mut snapshots: SnapshotReceiver,
     mut shutdown: Pin<&mut impl Future<Output = ()>>,
 ) -> Result<()> {
     let config = syncer.config().clone();
+    let Observers { health, metrics } = &observers;
     let mut health_checks = HealthCheckServers::new(health.clone());
     let retry = Backoff {
         first: FIRST_RETRY,
@@ -153,16 +188,18 @@ async fn sync_forever<K: Kernel>(
         // A sync that cannot read the kernel back (a dump lost to ENOBUFS, a
         // sysctl that cannot be written) is retried like a failed step: the
         // daemon keeps running and the kernel keeps its last good state.
-        let result = match syncer.sync(&snapshot, full).await {
+        let synced = syncer.sync(&snapshot, full).await;
+        let result = match &synced {
             Ok(outcome) => {
                 health_checks.update(&outcome.health_checks).await;
-                SyncResult::of(&outcome)
+                SyncResult::of(outcome)
             }
             Err(error) => {
                 warn!(%error, "sync failed; retrying with a full resync");
                 SyncResult::NodeFailed
             }
         };
+        metrics.record_sync(&synced, &snapshot, started.elapsed(), result.healthy());
         if result.healthy() {
             health.updated();
         }
@@ -181,13 +218,13 @@ async fn sync_forever<K: Kernel>(
             () = shutdown.as_mut() => return stopping(),
             changed = snapshots.changed() => {
                 changed.map_err(|_| RuntimeError::SourceStopped)?;
-                health.queued();
+                observers.queued(snapshots.borrow().as_deref());
                 if !wait_or_stop(coalesce_until, shutdown.as_mut()).await {
                     return stopping();
                 }
             }
             () = addresses.changed() => {
-                health.queued();
+                observers.queued(None);
                 if !wait_or_stop(coalesce_until, shutdown.as_mut()).await {
                     return stopping();
                 }

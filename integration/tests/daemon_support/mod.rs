@@ -85,6 +85,13 @@ impl Node {
         &self.kubeconfig
     }
 
+    /// Starts `kube-ipvs` on the Kubernetes path with `extra` flags.
+    pub fn start_daemon_with_flags(&self, extra: &[&str]) -> Daemon {
+        let mut source = vec!["--kubeconfig", self.kubeconfig.to_str().unwrap()];
+        source.extend_from_slice(extra);
+        Daemon::start_under(&self.netns, &[], &source, self.daemon_log())
+    }
+
     fn daemon_log(&self) -> PathBuf {
         PathBuf::from(format!("/tmp/{}-daemon.log", self.name()))
     }
