@@ -3,9 +3,12 @@
 //! settings in kubeadm's config file. The result is checked as an operator
 //! would after the swap: `ipvsadm -Ln` and `ipvsadm -L --timeout`, the
 //! sysctls under /proc/sys of the node's namespace, and a virtual service
-//! in `ipvs.excludeCIDRs` left alone by the sync and by `--cleanup`. (A
-//! bad config file's exit status is tested on the host:
-//! crates/kube-ipvs/tests/config_errors.rs.)
+//! in `ipvs.excludeCIDRs` left alone by the sync and by `--cleanup`. The
+//! daemon runs with only the capability deploy/kube-ipvs.yaml gives it
+//! (CAP_NET_ADMIN, see capabilities.rs), serves kube-proxy's metrics on the
+//! default metrics address, and `kube-ipvs list` names each virtual
+//! service's Service port. (A bad config file's exit status is tested on
+//! the host: crates/kube-ipvs/tests/config_errors.rs.)
 
 mod daemon_support;
 
@@ -89,6 +92,22 @@ winkernel:
     )
 }
 
+/// As deploy/kube-ipvs.yaml runs it: root, with CAP_NET_ADMIN alone in
+/// its permitted, effective and bounding sets.
+const ONLY_NET_ADMIN: &[&str] = &[
+    "setpriv",
+    "--bounding-set=-all,+net_admin",
+    "--inh-caps=-all",
+    "--",
+];
+
+/// The value of the series named exactly `series` in a scrape.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
 fn read_proc(node: &Node, path: &str) -> String {
     node.netns.exec(&["cat", path]).trim().to_owned()
 }
@@ -126,7 +145,7 @@ fn kubeadms_arguments_and_config_run_the_daemon_and_make_the_node_settings() {
     std::fs::write(&config, config_file(node.kubeconfig().to_str().unwrap())).unwrap();
     let config_flag = format!("--config={config}");
     let hostname_flag = format!("--hostname-override={NODE_NAME}");
-    let mut daemon = node.start_daemon_with(&[&config_flag, &hostname_flag]);
+    let mut daemon = node.start_daemon_under_with(ONLY_NET_ADMIN, &[&config_flag, &hostname_flag]);
 
     let web = lines(&[
         "TCP  10.96.0.10:80 rr",
@@ -202,6 +221,40 @@ fn kubeadms_arguments_and_config_run_the_daemon_and_make_the_node_settings() {
         assert!(start[0].contains(part), "{part} missing in {}", start[0]);
     }
 
+    // kube-proxy's metrics on its default address (the file leaves
+    // metricsBindAddress empty): three full syncs counted, the messages
+    // that programmed web among kube-ipvs's own.
+    let scrape = node
+        .netns
+        .exec(&["curl", "-sS", "-m", "5", "http://127.0.0.1:10249/metrics"]);
+    let full_syncs = metric(
+        &scrape,
+        "kubeproxy_sync_full_proxy_rules_duration_seconds_count{ip_family=\"IPv4\"}",
+    );
+    assert!(full_syncs.is_some_and(|n| n >= 3.0), "{scrape}");
+    let new_dests = metric(
+        &scrape,
+        "kube_ipvs_netlink_messages_total{family=\"ipvs\",kind=\"NEW_DEST\",direction=\"sent\"}",
+    );
+    assert!(new_dests.is_some_and(|n| n >= 2.0), "{scrape}");
+
+    // `kube-ipvs list` (as the operator, with every capability) names web's
+    // Service port and shows the other program's service without one.
+    let binary = built_binary("kube-ipvs");
+    let table = node.netns.exec(&[binary.to_str().unwrap(), "list"]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l == "TCP  10.96.0.10:80 rr  default/web:http (ClusterIP)"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("TCP  10.96.0.53:53 wlc")),
+        "{table}"
+    );
+
     let status = daemon.terminate();
     assert!(
         status.success(),
@@ -211,7 +264,6 @@ fn kubeadms_arguments_and_config_run_the_daemon_and_make_the_node_settings() {
 
     // `--cleanup` with the same file removes web and leaves the excluded
     // service.
-    let binary = built_binary("kube-ipvs");
     let (ok, out) = node
         .netns
         .try_exec(&[binary.to_str().unwrap(), &config_flag, "--cleanup"]);

@@ -80,6 +80,12 @@ impl Node {
         Daemon::spawn(&self.netns, &[], args, self.daemon_log())
     }
 
+    /// [`Node::start_daemon_with`] behind `wrapper` (say `setpriv` with
+    /// fewer capabilities).
+    pub fn start_daemon_under_with(&self, wrapper: &[&str], args: &[&str]) -> Daemon {
+        Daemon::spawn(&self.netns, wrapper, args, self.daemon_log())
+    }
+
     /// The kubeconfig pointing at this node's fake API server.
     pub fn kubeconfig(&self) -> &std::path::Path {
         &self.kubeconfig
