@@ -203,8 +203,61 @@ pub fn changed_services(
 }
 
 /// The objects (of either list) whose (namespace, name) is in only one
-/// list, or in both with different content.
+/// list, or in both with different content. Snapshots keep their lists
+/// sorted by (namespace, name): those are walked side by side, without
+/// allocating; other lists are indexed first.
 fn diff_by_name<'a, T: PartialEq>(
+    before: &'a [Arc<T>],
+    after: &'a [Arc<T>],
+    key: impl Fn(&T) -> (&str, &str),
+) -> Vec<&'a T> {
+    let sorted = |list: &[Arc<T>]| list.windows(2).all(|w| key(&w[0]) < key(&w[1]));
+    if sorted(before) && sorted(after) {
+        diff_sorted(before, after, key)
+    } else {
+        diff_indexed(before, after, key)
+    }
+}
+
+/// Two objects of the same name that may differ (pointers first: an
+/// object the source kept unchanged keeps its allocation).
+fn differs<T: PartialEq>(a: &Arc<T>, b: &Arc<T>) -> bool {
+    !Arc::ptr_eq(a, b) && a != b
+}
+
+fn diff_sorted<'a, T: PartialEq>(
+    before: &'a [Arc<T>],
+    after: &'a [Arc<T>],
+    key: impl Fn(&T) -> (&str, &str),
+) -> Vec<&'a T> {
+    use std::cmp::Ordering;
+    let mut differ: Vec<&'a T> = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while let (Some(a), Some(b)) = (before.get(i), after.get(j)) {
+        match key(a).cmp(&key(b)) {
+            Ordering::Less => {
+                differ.push(a);
+                i += 1;
+            }
+            Ordering::Greater => {
+                differ.push(b);
+                j += 1;
+            }
+            Ordering::Equal => {
+                if differs(a, b) {
+                    differ.extend([a.as_ref(), b.as_ref()]);
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    differ.extend(before.iter().skip(i).map(Arc::as_ref));
+    differ.extend(after.iter().skip(j).map(Arc::as_ref));
+    differ
+}
+
+fn diff_indexed<'a, T: PartialEq>(
     before: &'a [Arc<T>],
     after: &'a [Arc<T>],
     key: impl Fn(&T) -> (&str, &str),
@@ -216,7 +269,7 @@ fn diff_by_name<'a, T: PartialEq>(
     let mut differ: Vec<&'a T> = Vec::new();
     for (name, &object) in &old {
         match new.get(name) {
-            Some(&newer) if Arc::ptr_eq(object, newer) || object == newer => {}
+            Some(&newer) if !differs(object, newer) => {}
             Some(&newer) => differ.extend([object.as_ref(), newer.as_ref()]),
             None => differ.push(object.as_ref()),
         }

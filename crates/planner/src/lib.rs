@@ -59,7 +59,8 @@ pub use self::{
     observed::{Observed, ObservedSet, SetHeader},
     ownership::{is_excluded, ownership, Ownership},
     plan::{
-        conflicts, draining, plan, plan_scoped, retiring, Action, Plan, RealServerKey, Scope, Step,
+        conflicts, draining, draining_in, plan, plan_scoped, retiring, retiring_in, Action, Plan,
+        RealServerKey, Scope, Step,
     },
     rendered::{ChainHook, RenderedChain, RenderedRule, RenderedTable},
     scheduler::{validate_scheduler, SCHEDULERS, SCHEDULER_ANNOTATION, SCHEDULER_FLAGS_ANNOTATION},

@@ -314,3 +314,26 @@ fn a_sequence_of_changes_stays_exact() {
     }
     assert!(folded >= 5, "only {folded} changes folded in");
 }
+
+#[test]
+fn changed_services_are_the_same_from_sorted_and_unsorted_lists() {
+    let sorted = |mut c: Cluster| {
+        let key = |ns: &Option<String>, name: &Option<String>| (ns.clone(), name.clone());
+        c.services
+            .sort_by_key(|s| key(&s.metadata.namespace, &s.metadata.name));
+        c.slices
+            .sort_by_key(|s| key(&s.metadata.namespace, &s.metadata.name));
+        c
+    };
+    let base = base();
+    for (name, after, _) in changes() {
+        let unsorted = changed_services(
+            (&base.services, &base.slices),
+            (&after.services, &after.slices),
+        );
+        let (b, a) = (sorted(base.clone()), sorted(after));
+        let walked = changed_services((&b.services, &b.slices), (&a.services, &a.slices));
+        assert_eq!(walked, unsorted, "{name}");
+        assert!(!walked.is_empty(), "{name}");
+    }
+}

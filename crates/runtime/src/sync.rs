@@ -12,8 +12,9 @@ use std::{
 use kipvs_cluster::Snapshot;
 use kipvs_netlink::{Counters, CountersSnapshot};
 use kipvs_planner::{
-    changed_services, conflicts, desired, draining, plan_scoped, retiring, Desired, Dirty,
-    HealthCheck, NodeConfig, Observed, Scope, VirtualServiceKey, Warning,
+    changed_services, conflicts, desired, draining, draining_in, plan_scoped, retiring,
+    retiring_in, Desired, Dirty, HealthCheck, NodeConfig, Observed, Scope, VirtualServiceKey,
+    Warning,
 };
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -167,11 +168,17 @@ impl<K: Kernel> Syncer<K> {
         let before = self.kernel.counters().snapshot();
         let node = self.node_config(snapshot);
         let full = full || self.observed.is_none() || std::mem::take(&mut self.observed_stale);
-        let (desired, dirty) = self.desired_for(snapshot, &node, full);
+        let (desired, mut dirty) = self.desired_for(snapshot, &node, full);
+        // A real server drains or retires only where one drained before or
+        // where this change touches.
+        if let Some(dirty) = &mut dirty {
+            dirty.virtual_services.extend(self.drain.services());
+        }
         let observed = if full {
             self.read_back(&desired).await?
         } else {
-            self.refresh_counters(&desired).await?
+            let watched = dirty.as_ref().map(|d| &d.virtual_services);
+            self.refresh_counters(&desired, watched).await?
         };
         let mut warnings = desired.warnings.clone();
         warnings.extend(conflicts(&desired, observed));
@@ -242,9 +249,18 @@ impl<K: Kernel> Syncer<K> {
     /// Between full reads, fresh connection counters where they decide
     /// something: the virtual services about to retire a real server, and
     /// (every 5 s) those with draining ones. Nothing else is read.
-    async fn refresh_counters(&mut self, desired: &Desired) -> Result<&Observed> {
+    /// `watched`: the only virtual services where a real server can
+    /// retire (see [`Syncer::sync`]); `None`: any.
+    async fn refresh_counters(
+        &mut self,
+        desired: &Desired,
+        watched: Option<&BTreeSet<VirtualServiceKey>>,
+    ) -> Result<&Observed> {
         let observed = self.observed.get_or_insert_with(Observed::default);
-        let mut services = retiring(desired, observed);
+        let mut services = match watched {
+            Some(keys) => retiring_in(desired, observed, keys),
+            None => retiring(desired, observed),
+        };
         if self.drain.refresh_due(Instant::now()) {
             self.drain.counters_read(Instant::now());
             services.extend(self.drain.services());
@@ -260,17 +276,12 @@ impl<K: Kernel> Syncer<K> {
     /// planned. Then records what drains, read off the cache the plan was
     /// applied to.
     ///
-    /// With `dirty`, the plan looks only at what it names and at the
-    /// virtual services whose real servers drain (see [`Scope::Only`]).
+    /// With `dirty`, the plan looks only at what it names (see
+    /// [`Scope::Only`]), the draining virtual services among it.
     async fn plan_and_apply(&mut self, desired: &Desired, dirty: Option<Dirty>) -> SyncOutcome {
         let mut outcome = SyncOutcome::default();
         let observed = self.observed.get_or_insert_with(Observed::default);
         let expired = self.drain.expired(Instant::now());
-        let dirty = dirty.map(|mut dirty| {
-            dirty.virtual_services.extend(self.drain.services());
-            dirty.virtual_services.extend(retiring(desired, observed));
-            dirty
-        });
         outcome.services_planned = dirty
             .as_ref()
             .map_or(desired.virtual_services.len(), |d| d.virtual_services.len());
@@ -298,8 +309,11 @@ impl<K: Kernel> Syncer<K> {
             }
         }
         self.replan_all = outcome.failed > 0 || outcome.skipped > 0 || outcome.node_wide_failed > 0;
-        self.drain
-            .update(draining(desired, observed), Instant::now());
+        let draining = match &dirty {
+            Some(dirty) => draining_in(desired, observed, &dirty.virtual_services),
+            None => draining(desired, observed),
+        };
+        self.drain.update(draining, Instant::now());
         outcome
     }
 

@@ -17,8 +17,30 @@ use super::RealServerKey;
 use crate::{desired::Desired, key::VirtualServiceKey, observed::Observed};
 
 pub fn draining(desired: &Desired, observed: &Observed) -> BTreeSet<RealServerKey> {
+    draining_among(desired, observed, desired.virtual_services.keys())
+}
+
+/// [`draining`] on the virtual services `keys` only: after an incremental
+/// plan, those it touched and those that drained before are the only ones
+/// where a real server can drain.
+pub fn draining_in(
+    desired: &Desired,
+    observed: &Observed,
+    keys: &BTreeSet<VirtualServiceKey>,
+) -> BTreeSet<RealServerKey> {
+    draining_among(desired, observed, keys.iter())
+}
+
+fn draining_among<'k>(
+    desired: &Desired,
+    observed: &Observed,
+    keys: impl Iterator<Item = &'k VirtualServiceKey>,
+) -> BTreeSet<RealServerKey> {
     let mut draining = BTreeSet::new();
-    for (key, vs) in &desired.virtual_services {
+    for key in keys {
+        let Some(vs) = desired.virtual_services.get(key) else {
+            continue;
+        };
         let Some((_, current)) = observed.virtual_services.get(key) else {
             continue;
         };
@@ -44,9 +66,25 @@ pub fn draining(desired: &Desired, observed: &Observed) -> BTreeSet<RealServerKe
 /// on counters read after the weight went to 0, never on the older ones
 /// the cache may hold (a connection opened before must not be cut).
 pub fn retiring(desired: &Desired, observed: &Observed) -> BTreeSet<VirtualServiceKey> {
-    desired
-        .virtual_services
-        .iter()
+    retiring_among(desired, observed, desired.virtual_services.keys())
+}
+
+/// [`retiring`] among the virtual services `keys` only (see
+/// [`draining_in`]).
+pub fn retiring_in(
+    desired: &Desired,
+    observed: &Observed,
+    keys: &BTreeSet<VirtualServiceKey>,
+) -> BTreeSet<VirtualServiceKey> {
+    retiring_among(desired, observed, keys.iter())
+}
+
+fn retiring_among<'k>(
+    desired: &Desired,
+    observed: &Observed,
+    keys: impl Iterator<Item = &'k VirtualServiceKey>,
+) -> BTreeSet<VirtualServiceKey> {
+    keys.filter_map(|key| desired.virtual_services.get_key_value(key))
         .filter(|(key, _)| drains_gracefully(key))
         .filter(|(key, vs)| {
             observed

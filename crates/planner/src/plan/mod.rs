@@ -48,7 +48,7 @@ use std::{
 use kipvs_packet_ipset::Entry;
 use kipvs_packet_ipvs::{Destination, Service, ServiceKey};
 
-pub use self::drains::{draining, retiring};
+pub use self::drains::{draining, draining_in, retiring, retiring_in};
 use crate::{
     contributions::Dirty,
     desired::Desired,
