@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs inside the VM (hack/vm/run-suite.sh -> run.sh -> guest-env.sh):
-#   guest-suite.sh <results-dir> <test-name-filter> <test-binary>...
-# (an empty filter runs every test)
+#   guest-suite.sh <results-dir> <test-name-filter> <binary-list-file>
+# (an empty filter runs every test; the file names one test binary a line)
 # Runs each integration test binary one test at a time (the tests share the
 # kernel's module state and sysctls), keeps each output in
 # <results-dir>/<binary>.log, and closes with the one summary line
@@ -12,12 +12,12 @@ set -uo pipefail
 
 results="$1"
 filter="$2"
-shift 2
+mapfile -t binaries < "$3"
 
 export RUST_BACKTRACE=1
 passed=0
 failed=0
-for bin in "$@"; do
+for bin in "${binaries[@]}"; do
   name="$(basename "$bin")"
   log="$results/$name.log"
   echo "=== $name"

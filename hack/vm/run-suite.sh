@@ -55,9 +55,16 @@ if ((${#binaries[@]} == 0)); then
 fi
 printf 'e2e: test binary %s\n' "${binaries[@]#"$repo/"}"
 
+# The list goes to the guest in a file: virtme-ng passes the guest command
+# on the kernel command line, whose 2048 bytes a list of test binaries
+# overflows (the kernel then panics before anything runs, silently).
+list="$results.binaries"
+mkdir -p "$(dirname "$list")"
+printf '%s\n' "${binaries[@]}" > "$list"
+
 start=$SECONDS
 status=0
-KIPVS_VM_LABEL=e2e "$repo/hack/vm/run.sh" "$results" "$repo/hack/vm/guest-suite.sh" "$results" "$test_filter" "${binaries[@]}" || status=$?
+KIPVS_VM_LABEL=e2e "$repo/hack/vm/run.sh" "$results" "$repo/hack/vm/guest-suite.sh" "$results" "$test_filter" "$list" || status=$?
 echo "e2e: VM boot + suite took $((SECONDS - start)) s; logs in ${results#"$repo/"}/"
 # Repeat the guest's closing line last, so it is the log's last word even if
 # the console interleaved it with the guest's shutdown messages.

@@ -16,10 +16,11 @@
 # aborts in about 1 of 20 boots with `msix_table_mmio_write: Assertion`): that
 # boot is retried once, then reported as an infrastructure failure with exit
 # status 3, distinct from the command's own failures. A boot can also hang
-# silently (seen once on CI: no guest output for 3000 s), so a guest that has
-# not written the marker within KIPVS_VM_BOOT_TIMEOUT seconds is stopped and
-# counts as a failed boot; the retry boots with the kernel's console messages
-# shown (vng --verbose), so a second hang says where it stopped.
+# silently (a kernel panic before the console is up is silent), so a guest
+# that has not written the marker within KIPVS_VM_BOOT_TIMEOUT seconds is
+# stopped and counts as a failed boot; the retry boots with the kernel's
+# console messages shown (vng --verbose), so a second hang says where it
+# stopped.
 #
 # Environment:
 #   KIPVS_VM_KVM=1        use KVM (a KVM guest hangs at boot on the dev/CI machines, so TCG is the default)
@@ -73,6 +74,15 @@ fi
 
 # vng runs --exec through the guest's shell: quote every word.
 guest_command="$(printf '%q ' "$repo/hack/vm/guest-env.sh" "$results" "$@")"
+# virtme-ng hands the command to the guest base64-encoded on the kernel
+# command line (2048 bytes on x86, with virtme's own options): past that
+# the kernel panics at its first instruction and the boot hangs silently.
+# Pass long argument lists in a file instead.
+encoded_length=$(printf '%s' "$guest_command" | base64 -w0 | wc -c)
+if ((encoded_length > 1200)); then
+  echo "$label: the guest command is too long for the kernel command line ($encoded_length bytes encoded, at most 1200): pass its arguments in a file" >&2
+  exit 2
+fi
 
 boot() {
   local attempt="$1"
