@@ -1,7 +1,6 @@
-//! A multi-node cluster in network namespaces, for issue 4's end-to-end
-//! tests: every Service feature checked with real traffic between nodes,
-//! pods and outside clients, and by each node's `ipvsadm -Ln` / `ipset` /
-//! `nft`.
+//! A multi-node cluster in network namespaces, for the end-to-end tests:
+//! every Service feature checked with real traffic between nodes, pods and
+//! outside clients, and by each node's `ipvsadm -Ln` / `ipset` / `nft`.
 //!
 //! Topology (one per test, all torn down on drop):
 //!
