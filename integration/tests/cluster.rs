@@ -1,5 +1,5 @@
 //! Every Service feature on a two-node cluster in network namespaces
-//! (integration/src/cluster.rs), each node running its own `kube-ipvs`
+//! (integration/src/cluster/), each node running its own `kube-ipvs`
 //! against one fake API server, checked with real traffic from pods and
 //! outside clients and by the nodes' `ipvsadm -Ln` / `ipset save`.
 //!
