@@ -4,8 +4,8 @@
 #   hack/vm/run.sh <results-dir> <guest-command> [args...]
 #
 # Why a VM: the host kernel has no IPVS and no dummy links and cannot load
-# modules, so everything kernel-facing runs in a guest (see /work/shared/vm.md
-# for the measurements behind these choices). The guest shares the host's root
+# modules, so everything kernel-facing runs in a guest. TCG, not KVM: a KVM
+# guest hangs at boot on the dev/CI machines. The guest shares the host's root
 # filesystem read-only over 9p (so it sees the host's tools and target/), with
 # writable overlays on /etc, /tmp, /var, /usr and a tmpfs /run;
 # <results-dir> is the only guest directory whose writes reach the host.

@@ -106,10 +106,10 @@ impl Drop for TestNetns {
     }
 }
 
-/// A pod: its own namespace behind a veth into the node namespace (the
-/// /work/shared/vm-probe.sh topology: the node side of every veth holds the
-/// gateway 10.244.1.254/32, a /32 route per pod, proxy ARP), with a web
-/// server answering `pod<n>` on :8080.
+/// A pod: its own namespace behind a veth into the node namespace, wired
+/// the way a simple routed CNI plugin wires it (the node side of every veth
+/// holds the gateway 10.244.1.254/32, a /32 route per pod, proxy ARP), with
+/// a web server answering `pod<n>` on :8080.
 pub struct Pod {
     pub netns: TestNetns,
     pub addr: &'static str,
@@ -230,8 +230,8 @@ pub fn run_checked(argv: &[&str]) -> String {
 }
 
 /// The static masquerade rules of kube-proxy's IPVS mode (the chains
-/// `/work/shared/vm-probe.sh` builds with iptables-nft), as one nf_tables
-/// table built with our own messages:
+/// kube-proxy installs through iptables, which iptables-nft turns into
+/// nf_tables rules), as one nf_tables table built with our own messages:
 ///
 /// - traffic to a cluster IP:port (`KUBE-CLUSTER-IP`, matched through the xt
 ///   `set` match) from outside the pod range is marked for masquerade;

@@ -1,7 +1,7 @@
-//! Issue 4's proof: every Service feature on a two-node cluster in network
-//! namespaces (integration/src/cluster.rs), each node running its own
-//! `kube-ipvs` against one fake API server, checked with real traffic from
-//! pods and outside clients and by the nodes' `ipvsadm -Ln` / `ipset save`.
+//! Every Service feature on a two-node cluster in network namespaces
+//! (integration/src/cluster/), each node running its own `kube-ipvs`
+//! against one fake API server, checked with real traffic from pods and
+//! outside clients and by the nodes' `ipvsadm -Ln` / `ipset save`.
 //!
 //! Each test builds its own cluster: pods `a1`, `a2` on node-a (10.244.1.11,
 //! .12) and `b1` on node-b (10.244.2.11); the outside clients 192.168.50.100

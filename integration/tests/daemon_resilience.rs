@@ -1,6 +1,7 @@
 //! The real `kube-ipvs` binary on a node with pods, under restart, SIGTERM,
-//! tampering and an unreachable API server (issue 3: "Restart", "Drift",
-//! "No sync until both initial lists are complete").
+//! tampering and an unreachable API server: a restart loses no request, a
+//! SIGTERM leaves the rules in place, drift in the kernel is repaired, and
+//! nothing is synced until both initial lists are complete.
 //!
 //! Each test builds a node namespace with two pods (busybox httpd answering
 //! `pod1` / `pod2` on :8080), runs the daemon there fed by `--manifests`

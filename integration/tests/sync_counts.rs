@@ -1,4 +1,4 @@
-//! The message counts issue 3 requires of the sync loop, asserted through
+//! The message counts the sync loop is held to, asserted through
 //! the kernel layer's counters against a real kernel (in the VM): the
 //! runtime's `Syncer` driven in-process inside a node namespace with
 //! cluster snapshots built in code.

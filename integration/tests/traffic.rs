@@ -1,8 +1,7 @@
 //! Real connections through a ClusterIP, with only our code programming the
-//! kernel: the /work/shared/vm-probe.sh topology (a node, two pods behind
-//! veths), where kube-ipvs0, its address, the IPVS service, the ipsets, the
-//! nf_tables rules and the sysctls are all written by kube-ipvs's kernel
-//! layer. The tools only build the pods and send the requests.
+//! kernel: a node and two pods behind veths, where kube-ipvs0, its address,
+//! the IPVS service, the ipsets, the nf_tables rules and the sysctls are all
+//! written by kube-ipvs's kernel layer. The tools only build the pods and send the requests.
 //!
 //! Paths proven: node → ClusterIP, pod → ClusterIP → other pod, and hairpin
 //! pod → ClusterIP → the same pod.

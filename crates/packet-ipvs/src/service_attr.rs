@@ -1,8 +1,8 @@
 //! Attributes nested in `IPVS_CMD_ATTR_SERVICE` (`IPVS_SVC_ATTR_*`).
 
 use netlink_packet_core::{
-    parse_u16, parse_u16_be, parse_u32, DecodeError, DefaultNla, Emitable, ErrorContext, Nla,
-    NlaBuffer, Parseable,
+    parse_string, parse_u16, parse_u16_be, parse_u32, DecodeError, DefaultNla, Emitable,
+    ErrorContext, Nla, NlaBuffer, Parseable,
 };
 
 use crate::{
@@ -11,7 +11,7 @@ use crate::{
     nest::parse_attrs,
     protocol::Protocol,
     stats::{Stats64Attr, StatsAttr},
-    wire::{emit_nul_string, nul_string_len, parse_nul_string},
+    wire::{emit_nul_string, nul_string_len},
 };
 
 pub const IPVS_SVC_ATTR_UNSPEC: u16 = 0;
@@ -130,7 +130,7 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for SvcAttr {
                 Self::Fwmark(parse_u32(payload).context("IPVS_SVC_ATTR_FWMARK")?)
             }
             IPVS_SVC_ATTR_SCHED_NAME => {
-                Self::SchedName(parse_nul_string(payload).context("IPVS_SVC_ATTR_SCHED_NAME")?)
+                Self::SchedName(parse_string(payload).context("IPVS_SVC_ATTR_SCHED_NAME")?)
             }
             IPVS_SVC_ATTR_FLAGS => {
                 Self::Flags(IpvsFlags::parse(payload).context("IPVS_SVC_ATTR_FLAGS")?)
@@ -147,7 +147,7 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for SvcAttr {
                 })?)
             }
             IPVS_SVC_ATTR_PE_NAME => {
-                Self::PeName(parse_nul_string(payload).context("IPVS_SVC_ATTR_PE_NAME")?)
+                Self::PeName(parse_string(payload).context("IPVS_SVC_ATTR_PE_NAME")?)
             }
             IPVS_SVC_ATTR_STATS64 => {
                 Self::Stats64(parse_attrs(payload, "IPVS_SVC_ATTR_STATS64", |nla| {

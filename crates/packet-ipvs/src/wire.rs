@@ -1,6 +1,8 @@
 //! Small value codecs shared by the attribute modules.
-
-use netlink_packet_core::{parse_string, DecodeError};
+//!
+//! Parsing a string attribute needs nothing of ours: netlink-packet-core's
+//! `parse_string` strips the one trailing NUL that these emit. The core
+//! crate has no emitting counterpart, hence the two below.
 
 /// Bytes of a NUL-terminated string attribute (`NLA_NUL_STRING` in the
 /// kernel policy, `nla_put_string` / `NLA_PUT_STRING` on both sides).
@@ -11,9 +13,4 @@ pub(crate) fn nul_string_len(s: &str) -> usize {
 pub(crate) fn emit_nul_string(buffer: &mut [u8], s: &str) {
     buffer[..s.len()].copy_from_slice(s.as_bytes());
     buffer[s.len()] = 0;
-}
-
-pub(crate) fn parse_nul_string(payload: &[u8]) -> Result<String, DecodeError> {
-    // `parse_string` strips one trailing NUL, which is what we emit back.
-    parse_string(payload)
 }

@@ -113,137 +113,10 @@ struct State {
 impl Metrics {
     /// `counters`: the netlink counters of the daemon's sockets.
     pub fn new(counters: Counters) -> Metrics {
+        let inner = Inner::unregistered();
         let mut registry = Registry::default();
-        let sync_duration = Family::new_with_constructor(sync_buckets as fn() -> Histogram);
-        let sync_full_duration = Family::new_with_constructor(sync_buckets as fn() -> Histogram);
-        let sync_partial_duration = Family::new_with_constructor(sync_buckets as fn() -> Histogram);
-        let network_programming =
-            Family::new_with_constructor(programming_buckets as fn() -> Histogram);
-        let inner = Inner {
-            sync_duration,
-            sync_full_duration,
-            sync_partial_duration,
-            network_programming,
-            last_timestamp: Family::default(),
-            last_queued_timestamp: Family::default(),
-            endpoint_changes: Counter::default(),
-            service_changes: Counter::default(),
-            endpoint_changes_pending: Gauge::default(),
-            service_changes_pending: Gauge::default(),
-            no_local_endpoints: Family::default(),
-            kernel_errors: Family::default(),
-            virtual_services: Gauge::default(),
-            real_servers: Gauge::default(),
-            set_entries: Family::default(),
-            drift_repairs: Family::default(),
-            draining: Gauge::default(),
-            steps: Family::default(),
-            stats: Arc::new(VirtualServiceStats::default()),
-            scrape_counters: Counters::default(),
-            state: Mutex::new(State {
-                synced: None,
-                families: vec![IpFamily::V4],
-                started: SystemTime::now(),
-            }),
-            registry: Registry::default(),
-        };
-        let r = &mut registry;
-        r.register(
-            "kubeproxy_sync_proxy_rules_duration_seconds",
-            "SyncProxyRules latency in seconds",
-            inner.sync_duration.clone(),
-        );
-        r.register(
-            "kubeproxy_sync_full_proxy_rules_duration_seconds",
-            "SyncProxyRules latency in seconds for full resyncs",
-            inner.sync_full_duration.clone(),
-        );
-        r.register(
-            "kubeproxy_sync_partial_proxy_rules_duration_seconds",
-            "SyncProxyRules latency in seconds for partial resyncs",
-            inner.sync_partial_duration.clone(),
-        );
-        r.register(
-            "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
-            "The last time proxy rules were successfully synced",
-            inner.last_timestamp.clone(),
-        );
-        r.register(
-            "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds",
-            "The last time a sync of proxy rules was queued",
-            inner.last_queued_timestamp.clone(),
-        );
-        r.register(
-            "kubeproxy_network_programming_duration_seconds",
-            "In Cluster Network Programming Latency in seconds",
-            inner.network_programming.clone(),
-        );
-        // Counter names get their `_total` when encoded.
-        r.register(
-            "kubeproxy_sync_proxy_rules_endpoint_changes",
-            "Cumulative proxy rules Endpoint changes",
-            inner.endpoint_changes.clone(),
-        );
-        r.register(
-            "kubeproxy_sync_proxy_rules_service_changes",
-            "Cumulative proxy rules Service changes",
-            inner.service_changes.clone(),
-        );
-        r.register(
-            "kubeproxy_sync_proxy_rules_endpoint_changes_pending",
-            "Pending proxy rules Endpoint changes",
-            inner.endpoint_changes_pending.clone(),
-        );
-        r.register(
-            "kubeproxy_sync_proxy_rules_service_changes_pending",
-            "Pending proxy rules Service changes",
-            inner.service_changes_pending.clone(),
-        );
-        r.register(
-            "kubeproxy_sync_proxy_rules_no_local_endpoints_total",
-            "Number of services with a Local traffic policy and no endpoints",
-            inner.no_local_endpoints.clone(),
-        );
-        r.register(
-            "kube_ipvs_kernel_errors",
-            "Errors the kernel answered to sync steps and reads, by class",
-            inner.kernel_errors.clone(),
-        );
-        r.register(
-            "kube_ipvs_virtual_services",
-            "IPVS virtual services kube-ipvs has programmed after the last sync",
-            inner.virtual_services.clone(),
-        );
-        r.register(
-            "kube_ipvs_real_servers",
-            "IPVS real servers of those virtual services, draining ones included",
-            inner.real_servers.clone(),
-        );
-        r.register(
-            "kube_ipvs_set_entries",
-            "Entries of each ipset kube-ipvs owns after the last sync",
-            inner.set_entries.clone(),
-        );
-        r.register(
-            "kube_ipvs_drift_repairs",
-            "Differences a full resync found between the kernel and what kube-ipvs had programmed, and put back, by kind",
-            inner.drift_repairs.clone(),
-        );
-        r.register(
-            "kube_ipvs_real_servers_draining",
-            "Removed real servers kept at weight 0 until their connections end",
-            inner.draining.clone(),
-        );
-        r.register(
-            "kube_ipvs_sync_steps",
-            "Kernel changes planned by syncs, by result",
-            inner.steps.clone(),
-        );
-        r.register_collector(Box::new(NetlinkMessages::new(vec![
-            counters,
-            inner.scrape_counters.clone(),
-        ])));
-        r.register_collector(Box::new(Arc::clone(&inner.stats)));
+        inner.register_kube_proxy_series(&mut registry);
+        inner.register_own_series(&mut registry, counters);
         Metrics {
             inner: Arc::new(Inner { registry, ..inner }),
         }
@@ -452,6 +325,150 @@ impl Metrics {
             .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Inner {
+    /// Every metric at its start value; its `registry` is a placeholder
+    /// that [`Metrics::new`] replaces once the metrics are registered.
+    fn unregistered() -> Inner {
+        let sync_duration = Family::new_with_constructor(sync_buckets as fn() -> Histogram);
+        let sync_full_duration = Family::new_with_constructor(sync_buckets as fn() -> Histogram);
+        let sync_partial_duration = Family::new_with_constructor(sync_buckets as fn() -> Histogram);
+        let network_programming =
+            Family::new_with_constructor(programming_buckets as fn() -> Histogram);
+        Inner {
+            sync_duration,
+            sync_full_duration,
+            sync_partial_duration,
+            network_programming,
+            last_timestamp: Family::default(),
+            last_queued_timestamp: Family::default(),
+            endpoint_changes: Counter::default(),
+            service_changes: Counter::default(),
+            endpoint_changes_pending: Gauge::default(),
+            service_changes_pending: Gauge::default(),
+            no_local_endpoints: Family::default(),
+            kernel_errors: Family::default(),
+            virtual_services: Gauge::default(),
+            real_servers: Gauge::default(),
+            set_entries: Family::default(),
+            drift_repairs: Family::default(),
+            draining: Gauge::default(),
+            steps: Family::default(),
+            stats: Arc::new(VirtualServiceStats::default()),
+            scrape_counters: Counters::default(),
+            state: Mutex::new(State {
+                synced: None,
+                families: vec![IpFamily::V4],
+                started: SystemTime::now(),
+            }),
+            registry: Registry::default(),
+        }
+    }
+
+    /// kube-proxy's series, under its names and help texts.
+    fn register_kube_proxy_series(&self, r: &mut Registry) {
+        r.register(
+            "kubeproxy_sync_proxy_rules_duration_seconds",
+            "SyncProxyRules latency in seconds",
+            self.sync_duration.clone(),
+        );
+        r.register(
+            "kubeproxy_sync_full_proxy_rules_duration_seconds",
+            "SyncProxyRules latency in seconds for full resyncs",
+            self.sync_full_duration.clone(),
+        );
+        r.register(
+            "kubeproxy_sync_partial_proxy_rules_duration_seconds",
+            "SyncProxyRules latency in seconds for partial resyncs",
+            self.sync_partial_duration.clone(),
+        );
+        r.register(
+            "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
+            "The last time proxy rules were successfully synced",
+            self.last_timestamp.clone(),
+        );
+        r.register(
+            "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds",
+            "The last time a sync of proxy rules was queued",
+            self.last_queued_timestamp.clone(),
+        );
+        r.register(
+            "kubeproxy_network_programming_duration_seconds",
+            "In Cluster Network Programming Latency in seconds",
+            self.network_programming.clone(),
+        );
+        // Counter names get their `_total` when encoded.
+        r.register(
+            "kubeproxy_sync_proxy_rules_endpoint_changes",
+            "Cumulative proxy rules Endpoint changes",
+            self.endpoint_changes.clone(),
+        );
+        r.register(
+            "kubeproxy_sync_proxy_rules_service_changes",
+            "Cumulative proxy rules Service changes",
+            self.service_changes.clone(),
+        );
+        r.register(
+            "kubeproxy_sync_proxy_rules_endpoint_changes_pending",
+            "Pending proxy rules Endpoint changes",
+            self.endpoint_changes_pending.clone(),
+        );
+        r.register(
+            "kubeproxy_sync_proxy_rules_service_changes_pending",
+            "Pending proxy rules Service changes",
+            self.service_changes_pending.clone(),
+        );
+        r.register(
+            "kubeproxy_sync_proxy_rules_no_local_endpoints_total",
+            "Number of services with a Local traffic policy and no endpoints",
+            self.no_local_endpoints.clone(),
+        );
+    }
+
+    /// kube-ipvs's own series, and the counters read when scraped.
+    fn register_own_series(&self, r: &mut Registry, counters: Counters) {
+        r.register(
+            "kube_ipvs_kernel_errors",
+            "Errors the kernel answered to sync steps and reads, by class",
+            self.kernel_errors.clone(),
+        );
+        r.register(
+            "kube_ipvs_virtual_services",
+            "IPVS virtual services kube-ipvs has programmed after the last sync",
+            self.virtual_services.clone(),
+        );
+        r.register(
+            "kube_ipvs_real_servers",
+            "IPVS real servers of those virtual services, draining ones included",
+            self.real_servers.clone(),
+        );
+        r.register(
+            "kube_ipvs_set_entries",
+            "Entries of each ipset kube-ipvs owns after the last sync",
+            self.set_entries.clone(),
+        );
+        r.register(
+            "kube_ipvs_drift_repairs",
+            "Differences a full resync found between the kernel and what kube-ipvs had programmed, and put back, by kind",
+            self.drift_repairs.clone(),
+        );
+        r.register(
+            "kube_ipvs_real_servers_draining",
+            "Removed real servers kept at weight 0 until their connections end",
+            self.draining.clone(),
+        );
+        r.register(
+            "kube_ipvs_sync_steps",
+            "Kernel changes planned by syncs, by result",
+            self.steps.clone(),
+        );
+        r.register_collector(Box::new(NetlinkMessages::new(vec![
+            counters,
+            self.scrape_counters.clone(),
+        ])));
+        r.register_collector(Box::new(Arc::clone(&self.stats)));
     }
 }
 
