@@ -125,15 +125,13 @@ impl Ipset {
     /// `IPSET_MAX_COMMENT_SIZE`) is not sent; the others still are, and the
     /// error names it.
     pub async fn add(&mut self, name: &str, entries: &[Entry]) -> Result<()> {
-        self.adt(name, entries, "ADD", IpsetMessage::add_batch(name, entries))
-            .await
+        self.adt_one(true, name, entries).await
     }
 
     /// Deletes the entries, batched and pipelined; missing entries are fine.
     /// Refused entries as for [`Ipset::add`].
     pub async fn del(&mut self, name: &str, entries: &[Entry]) -> Result<()> {
-        self.adt(name, entries, "DEL", IpsetMessage::del_batch(name, entries))
-            .await
+        self.adt_one(false, name, entries).await
     }
 
     /// Several additions and deletions, each `(add, set, entries)`, sent
@@ -203,35 +201,10 @@ impl Ipset {
             .map_err(|e| decode("GET_BYNAME", e))
     }
 
-    async fn adt(
-        &mut self,
-        name: &str,
-        entries: &[Entry],
-        kind: &'static str,
-        batch: AdtBatch,
-    ) -> Result<()> {
-        let requests = batch
-            .messages
-            .into_iter()
-            .map(|page| Request::ack(page, 0))
-            .collect();
-        for outcome in self.channel.exchange(requests).await {
-            match outcome {
-                Ok(_) => {}
-                Err(Error::Kernel(kernel)) => return Err(entry_error(name, entries, kernel)),
-                Err(e) => return Err(e),
-            }
-        }
-        match batch.rejected.first() {
-            Some(first) => Err(rejected_error(
-                name,
-                entries,
-                kind,
-                first,
-                batch.rejected.len(),
-            )),
-            None => Ok(()),
-        }
+    /// One change of [`Ipset::adt_many`].
+    async fn adt_one(&mut self, add: bool, name: &str, entries: &[Entry]) -> Result<()> {
+        let mut results = self.adt_many(&[(add, name, entries)]).await;
+        results.pop().unwrap_or(Ok(()))
     }
 
     /// A non-dump request. Of the tool's flags only `NLM_F_CREATE` is kept:

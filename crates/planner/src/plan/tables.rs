@@ -1,20 +1,24 @@
 //! Phase 2: each family's `kube-ipvs` table.
 
 use super::{Action, Planner};
+use crate::key::IpFamily;
 
 impl Planner<'_> {
+    /// Every desired set of `family` is in the kernel.
+    fn sets_exist(&self, family: IpFamily) -> bool {
+        self.desired
+            .sets
+            .keys()
+            .filter(|id| id.family == family)
+            .all(|id| self.observed.sets.contains_key(id))
+    }
+
     /// For a plan of a narrow scope: the families whose sets exist and
     /// whose table is installed are ready (nothing is planned for them).
     pub(super) fn installed_tables(&mut self) {
         for table in &self.desired.tables {
             let family = table.family;
-            let sets_exist = self
-                .desired
-                .sets
-                .keys()
-                .filter(|id| id.family == family)
-                .all(|id| self.observed.sets.contains_key(id));
-            if sets_exist && self.observed.tables.contains_key(&family) {
+            if self.sets_exist(family) && self.observed.tables.contains_key(&family) {
                 self.ready.insert(family);
             }
         }
@@ -32,13 +36,7 @@ impl Planner<'_> {
                 continue;
             };
             let family = table.family;
-            let sets_exist = self
-                .desired
-                .sets
-                .keys()
-                .filter(|id| id.family == family)
-                .all(|id| self.observed.sets.contains_key(id));
-            if sets_exist {
+            if self.sets_exist(family) {
                 self.ready.insert(family);
             }
             if self.observed.tables.get(&family) != Some(&rendered) {
