@@ -270,8 +270,8 @@ fn addresses_in(text: &str) -> Vec<String> {
 async fn print_table_difference(snapshot: &Snapshot) {
     use kipvs_netlink::{Ipset, NfTables};
     let desired = kipvs_planner::desired(
-        &snapshot.services,
-        &snapshot.endpoint_slices,
+        snapshot.services(),
+        snapshot.endpoint_slices(),
         &config().node,
     );
     let mut ipset = Ipset::open(Counters::default()).unwrap();
@@ -430,8 +430,8 @@ fn a_failure_on_one_service_does_not_stop_the_others() {
     netns.exec(&["ip", "addr", "add", "192.168.99.1/24", "dev", "lo"]);
     let with = |bad_endpoint: &str| {
         let base = cluster(N, &[]);
-        let mut services = base.services.clone();
-        let mut slices = base.endpoint_slices.clone();
+        let mut services = base.services().to_vec();
+        let mut slices = base.endpoint_slices().to_vec();
         services.push(service("bad", "10.96.9.9"));
         slices.push(slice(
             "bad",

@@ -588,14 +588,14 @@ metadata: {{name: node-a, labels: {{topology.kubernetes.io/zone: z1}}}}
         let (objects, errors) = parse_manifest("all.yaml", &text);
         assert_eq!(errors, []);
         let snapshot = assemble(&objects, "node-a");
-        let node = snapshot.node.as_ref().expect("our node");
+        let node = snapshot.node().expect("our node");
         assert_eq!(node.name_any(), "node-a");
         assert_eq!(node.labels()["topology.kubernetes.io/zone"], "z1");
-        assert_eq!(snapshot.services.len(), 1);
-        let spec = snapshot.services[0].spec.as_ref().expect("spec");
+        assert_eq!(snapshot.services().len(), 1);
+        let spec = snapshot.services()[0].spec.as_ref().expect("spec");
         assert_eq!(spec.cluster_ip.as_deref(), Some("10.96.0.99"));
 
-        assert_eq!(assemble(&objects, "node-c").node, None);
+        assert_eq!(assemble(&objects, "node-c").node(), None);
     }
 
     #[test]

@@ -115,7 +115,7 @@ fn node(name: &str, zone: &str) -> Value {
 /// The snapshot as comparable lines: kind, namespace/name and the fields the tests change.
 fn summary(snapshot: &Snapshot) -> Vec<String> {
     let mut lines = common::services_and_slices(snapshot);
-    if let Some(node) = &snapshot.node {
+    if let Some(node) = snapshot.node() {
         let zone = node.labels().get("topology.kubernetes.io/zone").cloned();
         lines.push(format!(
             "Node {} {}",
@@ -221,8 +221,8 @@ async fn no_snapshot_until_both_lists_are_complete_then_only_selected_objects() 
         ],
     )
     .await;
-    assert_eq!(first.node, None);
-    assert!(first.services[0].managed_fields().is_empty());
+    assert_eq!(first.node(), None);
+    assert!(first.services()[0].managed_fields().is_empty());
 
     assert!(!driver.is_finished());
     driver.abort();
@@ -353,8 +353,8 @@ async fn relists_after_compaction_and_stays_right() {
     )
     .await;
     assert_ne!(
-        before.services,
-        receiver.borrow().as_ref().expect("published").services
+        before.services(),
+        receiver.borrow().as_ref().expect("published").services()
     );
 
     assert!(!driver.is_finished());

@@ -77,7 +77,7 @@ fn node(name: &str) -> String {
 /// The snapshot as comparable lines: kind, namespace/name and the one field each test changes.
 fn summary(snapshot: &Snapshot) -> Vec<String> {
     let mut lines = common::services_and_slices(snapshot);
-    if let Some(node) = &snapshot.node {
+    if let Some(node) = snapshot.node() {
         lines.push(format!("Node {}", node.name_any()));
     }
     lines

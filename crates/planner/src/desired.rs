@@ -96,15 +96,40 @@ impl NoLocalEndpoints {
     pub(crate) fn sum(contributions: &Contributions) -> NoLocalEndpoints {
         let mut sum = NoLocalEndpoints::default();
         for contribution in contributions.values() {
-            let counts = &contribution.no_local_endpoints;
-            for (family, n) in &counts.internal {
-                *sum.internal.entry(*family).or_default() += n;
-            }
-            for (family, n) in &counts.external {
-                *sum.external.entry(*family).or_default() += n;
-            }
+            sum.add(&contribution.no_local_endpoints);
         }
         sum
+    }
+
+    /// Adds `other`'s counts.
+    pub(crate) fn add(&mut self, other: &NoLocalEndpoints) {
+        for (mine, theirs) in [
+            (&mut self.internal, &other.internal),
+            (&mut self.external, &other.external),
+        ] {
+            for (family, n) in theirs {
+                let count = mine.entry(*family).or_default();
+                *count = count.saturating_add(*n);
+            }
+        }
+    }
+
+    /// Takes `other`'s counts (added before) away; a family whose count
+    /// reaches 0 is dropped, as [`NoLocalEndpoints::sum`] never lists it.
+    pub(crate) fn subtract(&mut self, other: &NoLocalEndpoints) {
+        for (mine, theirs) in [
+            (&mut self.internal, &other.internal),
+            (&mut self.external, &other.external),
+        ] {
+            for (family, n) in theirs {
+                if let Some(count) = mine.get_mut(family) {
+                    *count = count.saturating_sub(*n);
+                    if *count == 0 {
+                        mine.remove(family);
+                    }
+                }
+            }
+        }
     }
 
     pub(crate) fn count(&mut self, view: &ServiceView, t: &PortTargets) {

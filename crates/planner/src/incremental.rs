@@ -13,16 +13,18 @@ use k8s_openapi::api::{core::v1::Service as K8sService, discovery::v1::EndpointS
 use crate::{
     config::NodeConfig,
     contributions::Dirty,
-    desired::{all_warnings, build, Builder, Desired, NoLocalEndpoints},
+    desired::{all_warnings, build, Builder, Desired},
     endpoints::service_label,
     names::ServiceId,
 };
 
 impl Desired {
     /// Brings `self` (the desired state of the previous snapshot under the
-    /// same `config`) up to date with the snapshot `services` + `slices`,
-    /// in which only the services in `changed` (or their slices) differ.
-    /// Only those are read. Returns what the update touched, to plan just
+    /// same `config`) up to date with a snapshot in which only the services
+    /// in `changed` (or their slices) differ. `services` and `slices` are
+    /// the new snapshot's objects of exactly those services, in the
+    /// snapshot's order ([`objects_of`] finds them in whole lists; the
+    /// runtime looks them up by name). Returns what the update touched, to plan just
     /// that, or `None` — leaving `self` as it was — when the change needs
     /// a full computation: a changed service shares or contests something
     /// with another one, or the node-wide limit is in play.
@@ -31,8 +33,8 @@ impl Desired {
     /// whole snapshot (a table test checks it).
     pub fn update(
         &mut self,
-        services: &[Arc<K8sService>],
-        slices: &[Arc<EndpointSlice>],
+        services: &[&K8sService],
+        slices: &[&EndpointSlice],
         config: &NodeConfig,
         changed: &BTreeSet<ServiceId>,
     ) -> Option<Dirty> {
@@ -43,23 +45,7 @@ impl Desired {
         if changed.iter().any(entangled) {
             return None;
         }
-        let names: BTreeSet<(&str, &str)> = changed
-            .iter()
-            .map(|id| (&*id.namespace, &*id.name))
-            .collect();
-        let chosen_services = services
-            .iter()
-            .filter(|svc| names.contains(&(namespace_of(&svc.metadata.namespace), name_of(svc))))
-            .map(Arc::as_ref);
-        let chosen_slices = slices
-            .iter()
-            .filter(|slice| {
-                service_label(slice).is_some_and(|service| {
-                    names.contains(&(namespace_of(&slice.metadata.namespace), service))
-                })
-            })
-            .map(Arc::as_ref);
-        let mut partial = build(chosen_services, chosen_slices, config);
+        let mut partial = build(services.iter().copied(), slices.iter().copied(), config);
         partial.finish_addresses();
         if !self.fits(&partial, changed, config) {
             return None;
@@ -110,11 +96,14 @@ impl Desired {
     /// `partial` in; what was touched, before and after.
     fn replace(&mut self, partial: Builder, changed: &BTreeSet<ServiceId>) -> Dirty {
         let mut dirty = Dirty::default();
+        let mut warnings_changed = false;
         for id in changed {
             let Some(old) = self.contributions.remove(id) else {
                 continue;
             };
             dirty.cover(&old);
+            warnings_changed |= !old.warnings.is_empty();
+            self.no_local_endpoints.subtract(&old.no_local_endpoints);
             for key in &old.virtual_services {
                 self.virtual_services.remove(key);
             }
@@ -132,6 +121,9 @@ impl Desired {
         }
         for contribution in partial.contributions.values() {
             dirty.cover(contribution);
+            warnings_changed |= !contribution.warnings.is_empty();
+            self.no_local_endpoints
+                .add(&contribution.no_local_endpoints);
         }
         self.virtual_services.extend(partial.virtual_services);
         for (set, entries) in partial.sets {
@@ -144,8 +136,11 @@ impl Desired {
         self.addresses.extend(partial.bound.into_keys());
         self.health_checks.extend(partial.health_checks);
         self.contributions.extend(partial.contributions);
-        self.warnings = all_warnings(&self.contributions);
-        self.no_local_endpoints = NoLocalEndpoints::sum(&self.contributions);
+        // Gathered from every service only when a changed one has (or had)
+        // warnings: an ordinary change costs nothing here.
+        if warnings_changed {
+            self.warnings = all_warnings(&self.contributions);
+        }
         dirty
     }
 }
@@ -162,102 +157,91 @@ fn name_of(service: &K8sService) -> &str {
     service.metadata.name.as_deref().unwrap_or_default()
 }
 
-/// The services whose objects differ between two snapshots' lists of
-/// services and slices: a service is changed when its Service object is
-/// added, removed or changed, or one of its slices (by the slice's
-/// service label, before or after) is. Objects the source kept unchanged
-/// keep their allocation, so most are told apart by pointer alone.
-pub fn changed_services(
-    before: (&[Arc<K8sService>], &[Arc<EndpointSlice>]),
-    after: (&[Arc<K8sService>], &[Arc<EndpointSlice>]),
+/// The objects of the services in `changed` among whole lists (each
+/// Service by its name, each slice by its service label), in list order:
+/// what [`Desired::update`] reads, found by looking at every object.
+pub fn objects_of<'a>(
+    services: &'a [Arc<K8sService>],
+    slices: &'a [Arc<EndpointSlice>],
+    changed: &BTreeSet<ServiceId>,
+) -> (Vec<&'a K8sService>, Vec<&'a EndpointSlice>) {
+    let names: BTreeSet<(&str, &str)> = changed
+        .iter()
+        .map(|id| (&*id.namespace, &*id.name))
+        .collect();
+    let chosen_services = services
+        .iter()
+        .filter(|svc| names.contains(&(namespace_of(&svc.metadata.namespace), name_of(svc))))
+        .map(Arc::as_ref)
+        .collect();
+    let chosen_slices = slices
+        .iter()
+        .filter(|slice| {
+            service_label(slice).is_some_and(|service| {
+                names.contains(&(namespace_of(&slice.metadata.namespace), service))
+            })
+        })
+        .map(Arc::as_ref)
+        .collect();
+    (chosen_services, chosen_slices)
+}
+
+/// The services the given objects belong to: a Service by its own name,
+/// an EndpointSlice by its service label (slices without one belong to
+/// none). Given every version of every object that changed, these are the
+/// services whose desired state can differ.
+pub fn services_touched<'a>(
+    services: impl IntoIterator<Item = &'a K8sService>,
+    slices: impl IntoIterator<Item = &'a EndpointSlice>,
 ) -> BTreeSet<ServiceId> {
-    let service_key = |svc: &K8sService| {
-        (
-            namespace_of(&svc.metadata.namespace).to_owned(),
-            name_of(svc).to_owned(),
-        )
-    };
-    let mut changed = BTreeSet::new();
-    let differ = diff_by_name(before.0, after.0, |svc: &K8sService| {
-        (namespace_of(&svc.metadata.namespace), name_of(svc))
-    });
-    for svc in differ {
-        let (namespace, name) = service_key(svc);
-        changed.insert(ServiceId::new(namespace, name));
-    }
-    let differ = diff_by_name(before.1, after.1, |slice: &EndpointSlice| {
-        (
-            namespace_of(&slice.metadata.namespace),
-            slice.metadata.name.as_deref().unwrap_or_default(),
-        )
-    });
-    for slice in differ {
+    let mut touched: BTreeSet<ServiceId> = services
+        .into_iter()
+        .map(|svc| ServiceId::new(namespace_of(&svc.metadata.namespace), name_of(svc)))
+        .collect();
+    for slice in slices {
         if let Some(service) = service_label(slice) {
-            changed.insert(ServiceId::new(
+            touched.insert(ServiceId::new(
                 namespace_of(&slice.metadata.namespace),
                 service,
             ));
         }
     }
-    changed
+    touched
+}
+
+/// The namespaces an object may be written with to be in `namespace` as
+/// the planner names it (an unset or empty one is `default`), in the order
+/// snapshots sort them.
+pub fn written_namespaces(namespace: &str) -> impl Iterator<Item = &str> {
+    let unset = (namespace == "default").then_some("");
+    unset.into_iter().chain(std::iter::once(namespace))
+}
+
+/// The services whose objects differ between two lists of services and
+/// slices, in any order: a service is changed when its Service object is
+/// added, removed or changed, or one of its slices (by the slice's service
+/// label, before or after) is. The runtime finds the same from two
+/// snapshots without reading their unchanged objects; this is the
+/// reference it is checked against.
+pub fn changed_services(
+    before: (&[Arc<K8sService>], &[Arc<EndpointSlice>]),
+    after: (&[Arc<K8sService>], &[Arc<EndpointSlice>]),
+) -> BTreeSet<ServiceId> {
+    let services = differing(before.0, after.0, |svc: &K8sService| {
+        (namespace_of(&svc.metadata.namespace), name_of(svc))
+    });
+    let slices = differing(before.1, after.1, |slice: &EndpointSlice| {
+        (
+            namespace_of(&slice.metadata.namespace),
+            slice.metadata.name.as_deref().unwrap_or_default(),
+        )
+    });
+    services_touched(services, slices)
 }
 
 /// The objects (of either list) whose (namespace, name) is in only one
-/// list, or in both with different content. Snapshots keep their lists
-/// sorted by (namespace, name): those are walked side by side, without
-/// allocating; other lists are indexed first.
-fn diff_by_name<'a, T: PartialEq>(
-    before: &'a [Arc<T>],
-    after: &'a [Arc<T>],
-    key: impl Fn(&T) -> (&str, &str),
-) -> Vec<&'a T> {
-    let sorted = |list: &[Arc<T>]| list.windows(2).all(|w| key(&w[0]) < key(&w[1]));
-    if sorted(before) && sorted(after) {
-        diff_sorted(before, after, key)
-    } else {
-        diff_indexed(before, after, key)
-    }
-}
-
-/// Two objects of the same name that may differ (pointers first: an
-/// object the source kept unchanged keeps its allocation).
-fn differs<T: PartialEq>(a: &Arc<T>, b: &Arc<T>) -> bool {
-    !Arc::ptr_eq(a, b) && a != b
-}
-
-fn diff_sorted<'a, T: PartialEq>(
-    before: &'a [Arc<T>],
-    after: &'a [Arc<T>],
-    key: impl Fn(&T) -> (&str, &str),
-) -> Vec<&'a T> {
-    use std::cmp::Ordering;
-    let mut differ: Vec<&'a T> = Vec::new();
-    let (mut i, mut j) = (0, 0);
-    while let (Some(a), Some(b)) = (before.get(i), after.get(j)) {
-        match key(a).cmp(&key(b)) {
-            Ordering::Less => {
-                differ.push(a);
-                i += 1;
-            }
-            Ordering::Greater => {
-                differ.push(b);
-                j += 1;
-            }
-            Ordering::Equal => {
-                if differs(a, b) {
-                    differ.extend([a.as_ref(), b.as_ref()]);
-                }
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    differ.extend(before.iter().skip(i).map(Arc::as_ref));
-    differ.extend(after.iter().skip(j).map(Arc::as_ref));
-    differ
-}
-
-fn diff_indexed<'a, T: PartialEq>(
+/// list, or in both with different content.
+fn differing<'a, T: PartialEq>(
     before: &'a [Arc<T>],
     after: &'a [Arc<T>],
     key: impl Fn(&T) -> (&str, &str),
@@ -269,7 +253,7 @@ fn diff_indexed<'a, T: PartialEq>(
     let mut differ: Vec<&'a T> = Vec::new();
     for (name, &object) in &old {
         match new.get(name) {
-            Some(&newer) if !differs(object, newer) => {}
+            Some(&newer) if Arc::ptr_eq(object, newer) || object == newer => {}
             Some(&newer) => differ.extend([object.as_ref(), newer.as_ref()]),
             None => differ.push(object.as_ref()),
         }

@@ -53,7 +53,7 @@ pub use self::{
         desired, AddressKind, Desired, DesiredVirtualService, HealthCheck, NoLocalEndpoints,
     },
     endpoints::service_label,
-    incremental::changed_services,
+    incremental::{changed_services, objects_of, services_touched, written_namespaces},
     key::{IpFamily, VirtualServiceKey},
     names::{fit_comment, ServiceId, ServicePortName, Warning, IPSET_MAX_COMMENT_SIZE},
     observed::{Observed, ObservedSet, SetHeader},

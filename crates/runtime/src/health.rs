@@ -93,7 +93,7 @@ impl ProxyHealth {
     /// Takes the node's eligibility from its Node object; without one
     /// (not seen yet, or gone) the last known value stays.
     pub fn observe_node(&self, snapshot: &Snapshot) {
-        let Some(node) = &snapshot.node else {
+        let Some(node) = snapshot.node() else {
             return;
         };
         let tainted = node

@@ -10,6 +10,7 @@
 
 mod apply_plan;
 mod backoff;
+mod changed_services;
 mod drain;
 mod duration;
 mod error;

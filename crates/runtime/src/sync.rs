@@ -12,14 +12,14 @@ use std::{
 use kipvs_cluster::Snapshot;
 use kipvs_netlink::{Counters, CountersSnapshot};
 use kipvs_planner::{
-    changed_services, conflicts, desired, draining, draining_in, plan_scoped, retiring,
-    retiring_in, Desired, Dirty, HealthCheck, NodeConfig, Observed, Scope, VirtualServiceKey,
-    Warning,
+    conflicts, desired, draining, draining_in, plan_scoped, retiring, retiring_in, Desired, Dirty,
+    HealthCheck, NodeConfig, Observed, Scope, VirtualServiceKey, Warning,
 };
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::sync_summary::{Drift, KernelErrors, SyncSummary};
+use crate::changed_services::{changed_services, objects_of};
+use crate::sync_summary::{real_servers_in, Drift, KernelErrors, Ownership, SyncSummary};
 use crate::{
     apply_plan::apply_plan, drain::Drain, kernel::Kernel, netlink_kernel::NetlinkKernel, Result,
 };
@@ -86,6 +86,10 @@ pub struct Syncer<K> {
     replan_all: bool,
     /// What the last full read found changed behind the cache's back.
     drift: Drift,
+    /// Which service port each programmed virtual service serves.
+    ownership: Ownership,
+    /// The real servers in `observed`.
+    real_servers: usize,
 }
 
 /// The desired state of the last sync, with the snapshot and node config
@@ -118,6 +122,8 @@ impl<K: Kernel> Syncer<K> {
             previous: None,
             replan_all: false,
             drift: Drift::default(),
+            ownership: Ownership::default(),
+            real_servers: 0,
         }
     }
 
@@ -134,7 +140,7 @@ impl<K: Kernel> Syncer<K> {
     /// The node config for `snapshot`: the flags, this node's Node object
     /// (zone, primary addresses) and its current addresses.
     fn node_config(&self, snapshot: &Snapshot) -> NodeConfig {
-        let mut node = self.config.node.with_node(snapshot.node.as_deref());
+        let mut node = self.config.node.with_node(snapshot.node().map(|n| &**n));
         node.local_addresses = self.local_addresses.clone();
         node
     }
@@ -174,6 +180,13 @@ impl<K: Kernel> Syncer<K> {
         if let Some(dirty) = &mut dirty {
             dirty.virtual_services.extend(self.drain.services());
         }
+        let touched = dirty.as_ref().map(|d| d.virtual_services.clone());
+        // Only the touched virtual services' real servers can change (the
+        // counters refresh and the scoped plan stay within them).
+        let untouched_real_servers = touched.as_ref().map(|keys| {
+            let before = real_servers_in(self.observed.as_ref(), Some(keys));
+            self.real_servers.saturating_sub(before)
+        });
         let observed = if full {
             self.read_back(&desired).await?
         } else {
@@ -189,7 +202,16 @@ impl<K: Kernel> Syncer<K> {
         outcome.draining = self.drain.len();
         log_sync(&outcome, desired.virtual_services.len(), started.elapsed());
         let drift = std::mem::take(&mut self.drift);
-        outcome.summary = SyncSummary::of(&desired, self.observed.as_ref(), drift);
+        self.ownership = self.ownership.updated(&desired, touched.as_ref());
+        let now = real_servers_in(self.observed.as_ref(), touched.as_ref());
+        self.real_servers = untouched_real_servers.map_or(now, |n| n.saturating_add(now));
+        outcome.summary = SyncSummary::of(
+            &desired,
+            self.observed.as_ref(),
+            drift,
+            &self.ownership,
+            self.real_servers,
+        );
         outcome.health_checks = desired.health_checks.clone();
         self.previous = Some(Previous {
             snapshot: Arc::clone(snapshot),
@@ -216,21 +238,14 @@ impl<K: Kernel> Syncer<K> {
             .take()
             .filter(|p| incremental && p.node == *node)
         {
-            let changed = changed_services(
-                (
-                    &previous.snapshot.services,
-                    &previous.snapshot.endpoint_slices,
-                ),
-                (&snapshot.services, &snapshot.endpoint_slices),
-            );
-            let services = &snapshot.services;
-            let slices = &snapshot.endpoint_slices;
-            if let Some(dirty) = previous.desired.update(services, slices, node, &changed) {
+            let changed = changed_services(&previous.snapshot, snapshot);
+            let (services, slices) = objects_of(snapshot, &changed);
+            if let Some(dirty) = previous.desired.update(&services, &slices, node, &changed) {
                 debug!(changed = changed.len(), "desired state updated in place");
                 return (previous.desired, Some(dirty));
             }
         }
-        let desired = desired(&snapshot.services, &snapshot.endpoint_slices, node);
+        let desired = desired(snapshot.services(), snapshot.endpoint_slices(), node);
         (desired, None)
     }
 

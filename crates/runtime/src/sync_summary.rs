@@ -36,7 +36,70 @@ pub struct SyncSummary {
 }
 
 impl SyncSummary {
-    pub fn of(desired: &Desired, observed: Option<&Observed>, drift: Drift) -> SyncSummary {
+    /// The summary of a sync that programmed `desired` (owned as
+    /// `ownership` says) into what `observed` now caches, which has
+    /// `real_servers` real servers (see [`real_servers_in`]).
+    pub fn of(
+        desired: &Desired,
+        observed: Option<&Observed>,
+        drift: Drift,
+        ownership: &Ownership,
+        real_servers: usize,
+    ) -> SyncSummary {
+        let mut summary = SyncSummary {
+            families: ownership.families.clone(),
+            no_local_endpoints: desired.no_local_endpoints.clone(),
+            owners: Arc::clone(&ownership.owners),
+            drift,
+            ..SyncSummary::default()
+        };
+        if let Some(observed) = observed {
+            summary.virtual_services = observed.virtual_services.len();
+            summary.real_servers = real_servers;
+            summary.set_entries = observed
+                .sets
+                .iter()
+                .map(|(id, set)| (id.name(), set.entries.len()))
+                .collect();
+        }
+        summary
+    }
+}
+
+/// The real servers `observed` caches under the virtual services `keys`
+/// (`None`: all of them). A sync that can change only some virtual
+/// services counts those before and after, not all ten thousand.
+pub(crate) fn real_servers_in(
+    observed: Option<&Observed>,
+    keys: Option<&BTreeSet<VirtualServiceKey>>,
+) -> usize {
+    let Some(observed) = observed else {
+        return 0;
+    };
+    let count = |(_, destinations): &(Service, Vec<Destination>)| destinations.len();
+    match keys {
+        Some(keys) => keys
+            .iter()
+            .filter_map(|key| observed.virtual_services.get(key))
+            .map(count)
+            .sum(),
+        None => observed.virtual_services.values().map(count).sum(),
+    }
+}
+
+/// Which service port each virtual service serves, and the families
+/// there are virtual services in (IPv4 when none). Kept from sync to sync:
+/// a change that adds, removes or re-owns no virtual service (an endpoint
+/// change) keeps the same map, without copying ten thousand owners.
+#[derive(Debug, Clone, Default)]
+pub struct Ownership {
+    owners: Arc<Owners>,
+    families: BTreeSet<IpFamily>,
+}
+
+impl Ownership {
+    /// Built from every virtual service of `desired`.
+    pub fn of(desired: &Desired) -> Ownership {
         let mut families: BTreeSet<IpFamily> = desired
             .virtual_services
             .keys()
@@ -51,27 +114,31 @@ impl SyncSummary {
             .iter()
             .map(|(key, vs)| (*key, (vs.owner.clone(), vs.kind)))
             .collect();
-        let mut summary = SyncSummary {
-            families,
-            no_local_endpoints: desired.no_local_endpoints.clone(),
+        Ownership {
             owners: Arc::new(owners),
-            drift,
-            ..SyncSummary::default()
-        };
-        if let Some(observed) = observed {
-            summary.virtual_services = observed.virtual_services.len();
-            summary.real_servers = observed
-                .virtual_services
-                .values()
-                .map(|(_, destinations)| destinations.len())
-                .sum();
-            summary.set_entries = observed
-                .sets
-                .iter()
-                .map(|(id, set)| (id.name(), set.entries.len()))
-                .collect();
+            families,
         }
-        summary
+    }
+
+    /// `self` brought up to date with `desired`, where only the virtual
+    /// services in `touched` can differ (`None`: any).
+    pub fn updated(
+        &self,
+        desired: &Desired,
+        touched: Option<&BTreeSet<VirtualServiceKey>>,
+    ) -> Ownership {
+        let unchanged = |key: &VirtualServiceKey| {
+            let now = desired.virtual_services.get(key);
+            match (self.owners.get(key), now) {
+                (Some((owner, kind)), Some(vs)) => *owner == vs.owner && *kind == vs.kind,
+                (None, None) => true,
+                _ => false,
+            }
+        };
+        match touched {
+            Some(keys) if keys.iter().all(unchanged) => self.clone(),
+            _ => Ownership::of(desired),
+        }
     }
 }
 

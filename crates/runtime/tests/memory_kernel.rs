@@ -183,12 +183,12 @@ async fn a_failed_step_skips_the_rest_of_its_service_while_the_others_converge()
     // A node with svc-0 and svc-2 in place.
     let without_1 = Arc::new(Snapshot::new(
         cluster(3, &[])
-            .services
+            .services()
             .iter()
             .filter(|s| s.metadata.name.as_deref() != Some("svc-1"))
             .cloned()
             .collect(),
-        cluster(3, &[]).endpoint_slices.clone(),
+        cluster(3, &[]).endpoint_slices().to_vec(),
         None,
     ));
     sync(&mut syncer, &without_1, true).await;
@@ -527,6 +527,18 @@ async fn endpoint_change_cost(n: usize) -> [(BTreeMap<String, u64>, usize); 4] {
     let add = sync(&mut syncer, &added, false).await;
     let remove = sync(&mut syncer, &base, false).await;
     let delete = sync(&mut syncer, &base, false).await;
+    // The real servers each sync reports (counted where it changed
+    // something, not over all services) are the kernel's.
+    let in_kernel = |extra: usize| n + extra;
+    let reported = [&idle, &add, &remove, &delete].map(|o| o.summary.real_servers);
+    assert_eq!(
+        reported,
+        [in_kernel(0), in_kernel(1), in_kernel(1), in_kernel(0)],
+        "{n}: the removed real server drains, then goes"
+    );
+    let total: usize =
+        kernel.with_state(|state| state.virtual_services.values().map(|(_, d)| d.len()).sum());
+    assert_eq!(total, n);
     [idle, add, remove, delete].map(|outcome| {
         let mut all = writes(&outcome.messages);
         for kind in ["GET_DEST", "GET_SERVICE", "LIST"] {

@@ -8,7 +8,7 @@ use kube::ResourceExt;
 /// endpoint addresses). The Node line is each test file's own.
 pub fn services_and_slices(snapshot: &Snapshot) -> Vec<String> {
     let mut lines = Vec::new();
-    for service in &snapshot.services {
+    for service in snapshot.services() {
         let ip = service.spec.as_ref().and_then(|s| s.cluster_ip.clone());
         lines.push(format!(
             "Service {}/{} {}",
@@ -17,7 +17,7 @@ pub fn services_and_slices(snapshot: &Snapshot) -> Vec<String> {
             ip.unwrap_or_default()
         ));
     }
-    for slice in &snapshot.endpoint_slices {
+    for slice in snapshot.endpoint_slices() {
         let addresses: Vec<&str> = slice
             .endpoints
             .iter()

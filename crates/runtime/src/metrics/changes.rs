@@ -2,11 +2,9 @@
 //! EndpointSlice changes), and when an EndpointSlice's change was
 //! triggered (its `endpoints.kubernetes.io/last-change-trigger-time`).
 
-use std::{cmp::Ordering, sync::Arc, time::SystemTime};
+use std::{sync::Arc, time::SystemTime};
 
-use k8s_openapi::{
-    api::discovery::v1::EndpointSlice, apimachinery::pkg::apis::meta::v1::ObjectMeta,
-};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kipvs_cluster::Snapshot;
 use kipvs_planner::IpFamily;
 
@@ -31,66 +29,20 @@ impl Changed {
 }
 
 /// What `newer` changed since `older` (everything when there was none).
-/// Both are in canonical `namespace/name` order ([`Snapshot::new`]).
 pub(super) fn changed_objects(older: Option<&Snapshot>, newer: &Snapshot) -> Changed {
     let empty = Snapshot::default();
-    let older = older.unwrap_or(&empty);
-    let mut changed = Changed::default();
-    let (services, _) = diff(&older.services, &newer.services, |_| {});
-    changed.services = services;
-    let (_, removed) = diff(&older.endpoint_slices, &newer.endpoint_slices, |slice| {
-        changed.slices.push(Arc::clone(slice))
-    });
-    changed.removed_slices = removed;
-    changed
-}
-
-/// Walks two lists sorted by (namespace, name): calls `added_or_changed`
-/// for each object of `newer` that is new or different, and returns
-/// (all changes, removals).
-fn diff<K>(
-    older: &[Arc<K>],
-    newer: &[Arc<K>],
-    mut added_or_changed: impl FnMut(&Arc<K>),
-) -> (usize, usize)
-where
-    K: k8s_openapi::Metadata<Ty = ObjectMeta> + PartialEq,
-{
-    let key = |object: &K| {
-        let meta = object.metadata();
-        (meta.namespace.clone(), meta.name.clone())
+    let changes = newer.changes_since(older.unwrap_or(&empty));
+    let mut changed = Changed {
+        services: changes.services.len(),
+        ..Changed::default()
     };
-    let (mut i, mut j) = (0, 0);
-    let (mut changes, mut removed) = (0usize, 0usize);
-    while i < older.len() || j < newer.len() {
-        let order = match (older.get(i), newer.get(j)) {
-            (Some(a), Some(b)) => key(a).cmp(&key(b)),
-            (Some(_), None) => Ordering::Less,
-            _ => Ordering::Greater,
-        };
-        match order {
-            Ordering::Less => {
-                removed += 1;
-                changes += 1;
-                i += 1;
-            }
-            Ordering::Greater => {
-                added_or_changed(&newer[j]);
-                changes += 1;
-                j += 1;
-            }
-            Ordering::Equal => {
-                let (a, b) = (&older[i], &newer[j]);
-                if !Arc::ptr_eq(a, b) && a != b {
-                    added_or_changed(b);
-                    changes += 1;
-                }
-                i += 1;
-                j += 1;
-            }
+    for change in changes.endpoint_slices {
+        match change.after {
+            Some(slice) => changed.slices.push(slice),
+            None => changed.removed_slices += 1,
         }
     }
-    (changes, removed)
+    changed
 }
 
 /// The slice's family and trigger time, when it has a valid one.
