@@ -147,6 +147,7 @@ fn run(args: Args) -> Result<()> {
                         PlannerFigures {
                             noop_ms: get("planner_noop"),
                             change_ms: get("planner_one_endpoint"),
+                            incremental_ms: get("planner_incremental"),
                             cold_plan_ms: get("planner_cold_plan"),
                         },
                     )

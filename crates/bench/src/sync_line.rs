@@ -1,6 +1,8 @@
 //! The daemon's per-sync info line, as the benchmark reads it:
 //! `... INFO sync full=true steps=140044 failed=0 messages_sent=140300
-//! draining=0 conntrack_deleted=0 virtual_services=10000 elapsed_ms=441100`.
+//! draining=0 conntrack_deleted=0 virtual_services=10000 elapsed_ms=441100
+//! read_ms=12000` (`read_ms`, the part spent reading the kernel, is absent
+//! from daemons older than the field).
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +18,10 @@ pub struct SyncLine {
     pub messages_sent: u64,
     pub virtual_services: u64,
     pub elapsed_ms: u64,
+    /// Of `elapsed_ms`, reading the kernel (the whole read-back on a full
+    /// resync).
+    #[serde(default)]
+    pub read_ms: Option<u64>,
 }
 
 impl SyncLine {
@@ -34,6 +40,7 @@ impl SyncLine {
             messages_sent: number("messages_sent")?,
             virtual_services: number("virtual_services")?,
             elapsed_ms: number("elapsed_ms")?,
+            read_ms: number("read_ms"),
         })
     }
 }
@@ -50,7 +57,7 @@ mod tests {
 
     #[test]
     fn reads_every_field_of_the_info_line() {
-        let line = "2026-12-06T20:03:14.123456Z  INFO sync full=true steps=140044 failed=0 messages_sent=140300 draining=0 conntrack_deleted=0 virtual_services=10000 elapsed_ms=441100";
+        let line = "2026-12-06T20:03:14.123456Z  INFO sync full=true steps=140044 failed=0 messages_sent=140300 draining=0 conntrack_deleted=0 virtual_services=10000 elapsed_ms=441100 read_ms=9000";
         assert_eq!(
             SyncLine::parse(line),
             Some(SyncLine {
@@ -60,8 +67,11 @@ mod tests {
                 messages_sent: 140_300,
                 virtual_services: 10_000,
                 elapsed_ms: 441_100,
+                read_ms: Some(9000),
             })
         );
+        let older = line.trim_end_matches(" read_ms=9000");
+        assert_eq!(SyncLine::parse(older).map(|s| s.read_ms), Some(None));
     }
 
     #[test]

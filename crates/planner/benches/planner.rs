@@ -22,7 +22,9 @@ use std::{collections::BTreeSet, net::Ipv4Addr, sync::Arc, time::Duration};
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use k8s_openapi::api::{core::v1::Service, discovery::v1::EndpointSlice};
-use kipvs_planner::{desired, plan, Desired, NodeConfig, Observed};
+use kipvs_planner::{
+    desired, objects_of, plan, plan_scoped, services_touched, Desired, NodeConfig, Observed, Scope,
+};
 use serde_json::json;
 
 const ENDPOINTS: usize = 10;
@@ -161,6 +163,39 @@ fn benches(c: &mut Criterion) {
             })
         });
         group.finish();
+
+        // The daemon's path: the one changed service folded into the
+        // previous desired state, planned where it touched. Each iteration
+        // goes to the other state (changed, then back), so no iteration
+        // pays for a copy of ten thousand services.
+        let middle = &cluster.changed_slices[n / 2];
+        let changed_ids = services_touched([], [&**middle]);
+        let states = [
+            objects_of(&cluster.services, &cluster.changed_slices, &changed_ids),
+            objects_of(&cluster.services, &cluster.slices, &changed_ids),
+        ];
+        let mut state = base.clone();
+        let mut next = 0;
+        let mut group = c.benchmark_group("planner_incremental");
+        group.bench_function(BenchmarkId::from_parameter(n), |b| {
+            b.iter(|| {
+                let (services, slices) = &states[next];
+                next = 1 - next;
+                let dirty = state
+                    .update(services, slices, &config, &changed_ids)
+                    .expect("an endpoint change folds in");
+                plan_scoped(&state, &converged, &expired, Scope::Only(&dirty))
+            })
+        });
+        group.finish();
+        assert_eq!(
+            state,
+            if next == 0 {
+                base.clone()
+            } else {
+                changed.clone()
+            }
+        );
 
         let mut group = c.benchmark_group("planner_cold_plan");
         group.bench_function(BenchmarkId::from_parameter(n), |b| {

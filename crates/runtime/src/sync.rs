@@ -57,6 +57,9 @@ pub struct SyncOutcome {
     /// a few services changed) those the change touched and those whose
     /// real servers drain.
     pub services_planned: usize,
+    /// Time spent reading the kernel: the full read-back, or the counters
+    /// refreshed between full reads.
+    pub read: Duration,
     /// The health-check node ports the desired state asks for.
     pub health_checks: BTreeMap<u16, HealthCheck>,
     /// What is programmed after this sync (for the metrics).
@@ -187,17 +190,20 @@ impl<K: Kernel> Syncer<K> {
             let before = real_servers_in(self.observed.as_ref(), Some(keys));
             self.real_servers.saturating_sub(before)
         });
+        let reading = Instant::now();
         let observed = if full {
             self.read_back(&desired).await?
         } else {
             let watched = dirty.as_ref().map(|d| &d.virtual_services);
             self.refresh_counters(&desired, watched).await?
         };
+        let read = reading.elapsed();
         let mut warnings = desired.warnings.clone();
         warnings.extend(conflicts(&desired, observed));
         self.log_new_warnings(&warnings);
         let mut outcome = self.plan_and_apply(&desired, dirty).await;
         outcome.full = full;
+        outcome.read = read;
         outcome.messages = self.kernel.counters().snapshot().since(&before);
         outcome.draining = self.drain.len();
         log_sync(&outcome, desired.virtual_services.len(), started.elapsed());
@@ -348,7 +354,8 @@ impl<K: Kernel> Syncer<K> {
 
 /// One info line per sync that did something (or read the kernel back).
 fn log_sync(outcome: &SyncOutcome, virtual_services: usize, elapsed: Duration) {
-    let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+    let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let elapsed_ms = millis(elapsed);
     if outcome.steps > 0 || outcome.full {
         info!(
             full = outcome.full,
@@ -359,6 +366,7 @@ fn log_sync(outcome: &SyncOutcome, virtual_services: usize, elapsed: Duration) {
             conntrack_deleted = outcome.conntrack_deleted,
             virtual_services,
             elapsed_ms,
+            read_ms = millis(outcome.read),
             "sync"
         );
     } else {
