@@ -29,7 +29,7 @@ use std::{
 use crate::{
     cluster,
     results::{Change, DaemonStart, Machine, Reference, RunResults, SizeResults, ToolRun},
-    sync_line::{is_initial_state_line, SyncLine},
+    sync_line::{ipvs_read_ms, is_initial_state_line, SyncLine},
     BenchError, Result,
 };
 
@@ -315,10 +315,12 @@ impl Daemon {
     /// read, and reads the peak RSS right after.
     fn first_sync(&mut self, timeout: Duration) -> Result<DaemonStart> {
         let mut manifests_read_s = None;
+        let mut ipvs_read = None;
         let sync = self.wait(timeout, |line, at| {
             if is_initial_state_line(line) {
                 manifests_read_s = Some(at);
             }
+            ipvs_read = ipvs_read.or(ipvs_read_ms(line));
             SyncLine::parse(line)
         })?;
         let wall_s = self.started.elapsed().as_secs_f64();
@@ -326,6 +328,7 @@ impl Daemon {
             wall_s,
             manifests_read_s: manifests_read_s.unwrap_or(f64::NAN),
             sync,
+            ipvs_read_ms: ipvs_read,
             vm_hwm_kib: self.status_kib("VmHWM")?,
             vm_rss_kib: self.status_kib("VmRSS")?,
         })

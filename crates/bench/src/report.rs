@@ -145,10 +145,10 @@ fn median_and_max(v: Option<(f64, f64)>) -> String {
 pub fn table(run: &RunResults, planner: &[(usize, PlannerFigures)]) -> String {
     let mut out = String::new();
     out.push_str(
-        "| services × endpoints | reference: ipvsadm -R + ipset restore + ip -batch | kube-ipvs cold sync (`elapsed_ms`) | ratio to reference | cold sync wall (start → sync line) | of which manifest read | steps / messages | peak RSS after cold sync | endpoint change: sync median (max) | change: wall median (max) | change messages | retirement sync median (max) | full resync, nothing changed | of which read-back | messages (writes) | `ipvsadm -Sn` | read-back to `ipvsadm -Sn` | peak RSS, restarted daemon | planner (host): no-op | planner: one endpoint | planner: one endpoint, incremental | planner: cold plan |\n",
+        "| services × endpoints | reference: ipvsadm -R + ipset restore + ip -batch | kube-ipvs cold sync (`elapsed_ms`) | ratio to reference | cold sync wall (start → sync line) | of which manifest read | steps / messages | peak RSS after cold sync | endpoint change: sync median (max) | change: wall median (max) | change messages | retirement sync median (max) | full resync, nothing changed | of which read-back | of which IPVS | messages (writes) | `ipvsadm -Sn` | read-back to `ipvsadm -Sn` | peak RSS, restarted daemon | planner (host): no-op | planner: one endpoint | planner: one endpoint, incremental | planner: cold plan |\n",
     );
     out.push_str(
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for size in &run.sizes {
         let d = Derived::of(size);
@@ -166,7 +166,7 @@ pub fn table(run: &RunResults, planner: &[(usize, PlannerFigures)]) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "| {} × {} | {} | {} | {} | {} | {} | {} / {} | {:.0} MB | {} | {} | {} | {} | {} | {} | {} ({}) | {} | {} | {:.0} MB | {} | {} | {} | {} |",
+            "| {} × {} | {} | {} | {} | {} | {} | {} / {} | {:.0} MB | {} | {} | {} | {} | {} | {} | {} | {} ({}) | {} | {} | {:.0} MB | {} | {} | {} | {} |",
             size.services,
             size.endpoints_per_service,
             secs(reference),
@@ -183,6 +183,7 @@ pub fn table(run: &RunResults, planner: &[(usize, PlannerFigures)]) -> String {
             median_and_max(d.retirement_elapsed),
             ms(resync.elapsed_ms as f64),
             opt_ms(resync.read_ms.map(|v| v as f64)),
+            opt_ms(size.resync.ipvs_read_ms.map(|v| v as f64)),
             resync.messages_sent,
             writes,
             secs(readback),
@@ -297,7 +298,14 @@ pub fn verdicts(run: &RunResults) -> Vec<Verdict> {
             secs(readback),
             ratio(read_s, readback),
             secs(resync.elapsed_ms as f64 / 1000.0),
-        ),
+        ) + &large.resync.ipvs_read_ms.map_or(String::new(), |ipvs_ms| {
+            let ipvs_s = ipvs_ms as f64 / 1000.0;
+            format!(
+                "; of the read-back, IPVS (what `ipvsadm -Sn` reads) {} ({})",
+                secs(ipvs_s),
+                ratio(ipvs_s, readback)
+            )
+        }),
     });
 
     let rss = mb(large.cold.vm_hwm_kib.max(large.vm_hwm_after_changes_kib));
@@ -355,7 +363,7 @@ pub fn markdown(
         "\n## How to read it\n\n\
 - *cold sync*: kube-ipvs started on the manifests directory with an empty kernel; `elapsed_ms` is the sync's own figure (desired state, read-back, plan, apply), the wall time runs from the process start to the sync line and includes reading the manifests.\n\
 - *endpoint change*: endpoint 0 of one service is replaced by rewriting its EndpointSlice file, 10 times; wall time runs from the file's rename to the sync line and includes the manifests source's poll (every 500 ms). The replaced TCP real server first goes to weight 0; the *retirement* sync right after reads its counters again (one dump) and deletes it.\n\
-- *full resync, nothing changed*: a second daemon started on the programmed kernel; its first sync reads everything back (*of which read-back*: the sync's `read_ms`, compared with `ipvsadm -Sn`), computes the desired state from every object and plans nothing. Its messages are requests of any kind; a full read sends one dump per virtual service plus 8, so the writes are the difference.\n\
+- *full resync, nothing changed*: a second daemon started on the programmed kernel; its first sync reads everything back (*of which read-back*: the sync's `read_ms`, compared with `ipvsadm -Sn`), computes the desired state from every object and plans nothing; *of which IPVS*: the part of the read-back spent on the virtual services and their real servers (the daemon's `kernel read back` line), which is what `ipvsadm -Sn` reads — the rest reads the ipsets, the addresses and the tables. Its messages are requests of any kind; a full read sends one dump per virtual service plus 8, so the writes are the difference.\n\
 - *peak RSS*: `VmHWM` of the daemon after its first sync.\n\
 - *planner (host)*: criterion, `cargo bench -p kipvs-planner`, on the host, outside the VM: `desired` + `plan` for a kernel that already matches (no-op) and with one endpoint replaced; the same change as the daemon plans it (`Desired::update` of the one changed service into the previous desired state, then `plan_scoped` over what it touched; back and forth between the two states); and `plan` alone against an empty kernel.\n",
     );
@@ -406,6 +414,7 @@ mod tests {
                     n as u64,
                     cold_ms,
                 ),
+                ipvs_read_ms: None,
                 vm_hwm_kib: hwm_kib,
                 vm_rss_kib: hwm_kib / 2,
             },
@@ -466,6 +475,7 @@ mod tests {
         };
         assert_eq!(verdicts(&run(large.clone()))[2].met, Some(false));
         large.resync.sync.read_ms = Some(4_500);
+        large.resync.ipvs_read_ms = Some(4_000);
         let resync = &verdicts(&run(large))[2];
         assert_eq!(resync.met, Some(true), "{}", resync.detail);
         assert!(

@@ -83,6 +83,10 @@ pub struct DaemonStart {
     /// From spawning the process to "initial cluster state read".
     pub manifests_read_s: f64,
     pub sync: SyncLine,
+    /// Of the first sync's read-back, the part spent reading IPVS (from
+    /// the daemon's "kernel read back" line; absent from older daemons).
+    #[serde(default)]
+    pub ipvs_read_ms: Option<u64>,
     /// `VmHWM` (peak RSS) right after the first sync line, KiB.
     pub vm_hwm_kib: u64,
     /// `VmRSS` at the same moment, KiB.

@@ -2,6 +2,7 @@
 //! `kube-ipvs0`'s addresses, conntrack, and the sysctls.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use kipvs_netlink::{
@@ -289,11 +290,15 @@ impl Kernel for NetlinkKernel {
     /// virtual service, run concurrently). Only the virtual services the
     /// planner's ownership rule gives kube-ipvs are read further.
     async fn observe(&mut self, desired: &Desired) -> Result<Observed, StepError> {
+        let mut took = ReadTimes::default();
+        let started = Instant::now();
         for (name, value) in SYSCTLS {
             set_sysctl(name, value)?;
         }
         let link_index = self.links.ensure_dummy(DUMMY_LINK).await?;
         self.link_index = Some(link_index);
+        took.link = started.elapsed();
+        let started = Instant::now();
         let (sets, twin) = self.list_sets().await?;
         if twin {
             // Left by a replacement cut short after its swap: it holds the
@@ -303,6 +308,8 @@ impl Kernel for NetlinkKernel {
                 .await
                 .or_else(not_found_is_done)?;
         }
+        took.sets = started.elapsed();
+        let started = Instant::now();
         let mut observed = Observed {
             addresses: self
                 .links
@@ -313,6 +320,8 @@ impl Kernel for NetlinkKernel {
             sets,
             ..Observed::default()
         };
+        took.addresses = started.elapsed();
+        let started = Instant::now();
         let kernel = self.ipvs.services().await?;
         let ownership = ownership(
             desired,
@@ -331,7 +340,11 @@ impl Kernel for NetlinkKernel {
                 .virtual_services
                 .insert(VirtualServiceKey(service.key), (service, destinations?));
         }
+        took.ipvs = started.elapsed();
+        let started = Instant::now();
         self.read_tables(&mut observed).await?;
+        took.tables = started.elapsed();
+        took.log(&observed);
         Ok(observed)
     }
 
@@ -415,4 +428,33 @@ fn ipvs_change(action: &Action) -> Option<IpvsChange> {
         Action::DeleteDestination(k, a, p) => IpvsChange::DeleteDestination(*k, *a, *p),
         _ => return None,
     })
+}
+
+/// Where a full read of the kernel spent its time, logged once per read:
+/// what an operator (and `make bench`) compares with `ipvsadm -Sn`,
+/// `ipset list` and `ip addr show` when a resync is slow.
+#[derive(Debug, Default)]
+struct ReadTimes {
+    /// The sysctls and the dummy link.
+    link: Duration,
+    sets: Duration,
+    addresses: Duration,
+    /// Virtual services and every one's real servers.
+    ipvs: Duration,
+    tables: Duration,
+}
+
+impl ReadTimes {
+    fn log(&self, observed: &Observed) {
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(
+            ipvs_ms = millis(self.ipvs),
+            sets_ms = millis(self.sets),
+            addresses_ms = millis(self.addresses),
+            tables_ms = millis(self.tables),
+            link_ms = millis(self.link),
+            virtual_services = observed.virtual_services.len(),
+            "kernel read back"
+        );
+    }
 }
