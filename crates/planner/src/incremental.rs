@@ -24,10 +24,11 @@ impl Desired {
     /// in `changed` (or their slices) differ. `services` and `slices` are
     /// the new snapshot's objects of exactly those services, in the
     /// snapshot's order ([`objects_of`] finds them in whole lists; the
-    /// runtime looks them up by name). Returns what the update touched, to plan just
-    /// that, or `None` — leaving `self` as it was — when the change needs
-    /// a full computation: a changed service shares or contests something
-    /// with another one, or the node-wide limit is in play.
+    /// runtime looks them up by name). Returns what the update touched, to
+    /// plan just that, or `None` — leaving `self` as it was — when the
+    /// change needs a full computation: a changed service shares or
+    /// contests something with another one, or the node-wide limit is in
+    /// play.
     ///
     /// The result is exactly what [`crate::desired`] computes from the
     /// whole snapshot (a table test checks it).
