@@ -10,7 +10,7 @@
 # Steps: release build on the host (the guest sees target/); the planner
 # bench on the host (criterion, `cargo bench -p kipvs-planner`), before the
 # VM so the two never share the CPUs; one VM running the driver
-# (`kipvs-bench guest`, crates/bench/src/guest.rs); the report on the host.
+# (`kipvs-bench guest`, hack/bench/driver/src/guest.rs); the report on the host.
 # Every figure in the table is a ratio within the run, so TCG is fine.
 #
 # Environment:

@@ -20,7 +20,7 @@ pub use error::ClusterError;
 pub use kube_source::kube_source;
 pub use manifest::{parse_manifest, ManifestError, ManifestObject};
 pub use manifests_source::manifests_source;
-pub use snapshot::{object_name, service_label, Change, Changes, Snapshot};
+pub use snapshot::{object_name, Change, Changes, Snapshot};
 
 use std::sync::Arc;
 

@@ -156,8 +156,9 @@ pub fn object_name<K: Metadata<Ty = ObjectMeta>>(object: &K) -> (&str, &str) {
     )
 }
 
-/// The Service an EndpointSlice belongs to, by its label.
-pub fn service_label(slice: &EndpointSlice) -> Option<&str> {
+/// The Service an EndpointSlice belongs to, by its label (the planner
+/// reads the same label its own way: it does not depend on this crate).
+fn service_label(slice: &EndpointSlice) -> Option<&str> {
     slice
         .metadata
         .labels
